@@ -1,0 +1,80 @@
+"""Shared fixtures: one small phantom, preprocessed once by stock nnU-Net, for the whole session.
+
+Everything runs the real nnU-Net machinery through its CLIs in subprocesses, with the nnU-Net
+folders in a temporary directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from nnunetv2_mtg.paths import trainers_folder
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+BIN = os.path.dirname(sys.executable)
+PHANTOM_ID = 950  # region-based, like Dataset137
+LABEL_ID = 951  # same images, label-based (no regions_class_order), like Dataset226
+N_TRAIN, N_TEST = 6, 2
+
+
+def run_cli(args: list[str], env: dict, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run one of the installed console scripts; on unexpected failure show its output."""
+    exe = args[0] if os.path.isabs(args[0]) else os.path.join(BIN, args[0])
+    proc = subprocess.run([exe] + args[1:], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def nnunet_env(tmp_path_factory) -> dict:
+    """Environment with nnU-Net's folders in a temp dir and our trainers on nnUNet_extTrainer."""
+    root = tmp_path_factory.mktemp("nnunet")
+    env = dict(os.environ)
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        os.makedirs(root / name)
+        env[name] = str(root / name)
+    env["nnUNet_extTrainer"] = os.pathsep.join([trainers_folder(), os.path.join(TESTS, "ext_trainers")])
+    env["nnUNet_compile"] = "f"
+    env["nnUNet_n_proc_DA"] = "2"
+    env["nnUNet_def_n_proc"] = "2"
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _preprocess(env: dict, dataset_id: int) -> None:
+    run_cli(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", "3d_fullres", "-np", "2",
+             "--verify_dataset_integrity"], env)
+    run_cli(["nnUNetv2_mtg_plans", "-d", str(dataset_id), "--preset", "cpu_tiny"], env)
+
+
+@pytest.fixture(scope="session")
+def phantom(nnunet_env) -> dict:
+    """Dataset950_BraTSPhantom: generated, verified, planned, preprocessed, cpu_tiny plans applied."""
+    run_cli(["nnUNetv2_mtg_phantom", "-d", str(PHANTOM_ID), "-n", str(N_TRAIN), "--test", str(N_TEST),
+             "--seed", "1"], nnunet_env)
+    _preprocess(nnunet_env, PHANTOM_ID)
+    return {"id": PHANTOM_ID, "name": f"Dataset{PHANTOM_ID}_BraTSPhantom",
+            "raw": os.path.join(nnunet_env["nnUNet_raw"], f"Dataset{PHANTOM_ID}_BraTSPhantom")}
+
+
+@pytest.fixture(scope="session")
+def label_dataset(nnunet_env, phantom) -> dict:
+    """The phantom's images as a label-based dataset (no regions), like nnU-Net's Dataset226."""
+    name = f"Dataset{LABEL_ID}_BraTSLabels"
+    target = os.path.join(nnunet_env["nnUNet_raw"], name)
+    shutil.copytree(phantom["raw"], target)
+    with open(os.path.join(target, "dataset.json")) as f:
+        dj = json.load(f)
+    dj["channel_names"] = {"0": "T1", "1": "T1C", "2": "T2W", "3": "T2F"}
+    dj["labels"] = {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}
+    del dj["regions_class_order"]
+    with open(os.path.join(target, "dataset.json"), "w") as f:
+        json.dump(dj, f)
+    _preprocess(nnunet_env, LABEL_ID)
+    return {"id": LABEL_ID, "name": name, "raw": target}

@@ -1,0 +1,35 @@
+"""nnUNet_extTrainer from `nnUNetv2_mtg_paths` makes stock nnUNetv2_train find external trainers."""
+import os
+import re
+import subprocess
+
+import torch
+
+from conftest import BIN, run_cli
+from nnunetv2_mtg.paths import trainers_folder
+
+
+def test_paths_cli():
+    out = subprocess.run([os.path.join(BIN, "nnUNetv2_mtg_paths"), "trainers"], capture_output=True, text=True)
+    assert out.stdout.strip() == trainers_folder() and os.path.isdir(out.stdout.strip())
+    plans = subprocess.run([os.path.join(BIN, "nnUNetv2_mtg_paths"), "plans"], capture_output=True, text=True)
+    assert os.path.isfile(os.path.join(plans.stdout.strip(), "cpu_tiny.json"))
+    export = subprocess.run(["bash", "-c", f"eval \"$({BIN}/nnUNetv2_mtg_paths --export)\"; echo $nnUNet_extTrainer"],
+                            capture_output=True, text=True, env=dict(os.environ, nnUNet_extTrainer="/other"))
+    assert export.stdout.strip() == f"{trainers_folder()}{os.pathsep}/other"
+
+
+def test_stock_training_on_cpu_tiny(nnunet_env, phantom):
+    run_cli(["nnUNetv2_train", str(phantom["id"]), "3d_fullres", "0", "-tr", "nnUNetTrainerTestTiny",
+             "-p", "nnUNetPlans_cpu_tiny", "-device", "cpu"], nnunet_env)
+    fold = os.path.join(nnunet_env["nnUNet_results"], phantom["name"],
+                        "nnUNetTrainerTestTiny__nnUNetPlans_cpu_tiny__3d_fullres", "fold_0")
+    ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert ckpt["trainer_name"] == "nnUNetTrainerTestTiny"
+    # the tiny network, not the stock one: first conv has 8 output channels
+    first = [v for k, v in ckpt["network_weights"].items() if k.endswith("conv.weight")][0]
+    assert first.shape[0] == 8
+    log = open([os.path.join(fold, f) for f in os.listdir(fold) if f.startswith("training_log")][0]).read()
+    losses = [float(x) for x in re.findall(r"train_loss (-?[\d.]+)", log)]
+    assert len(losses) == 1 and losses[0] < 1.0
+    assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
