@@ -78,3 +78,42 @@ def label_dataset(nnunet_env, phantom) -> dict:
         json.dump(dj, f)
     _preprocess(nnunet_env, LABEL_ID)
     return {"id": LABEL_ID, "name": name, "raw": target}
+
+
+def fold_folder(env: dict, dataset: dict, trainer: str, plans: str = "nnUNetPlans_cpu_tiny") -> str:
+    return os.path.join(env["nnUNet_results"], dataset["name"], f"{trainer}__{plans}__3d_fullres", "fold_0")
+
+
+def train(env: dict, dataset: dict, trainer: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Stock nnUNetv2_train, fold 0, cpu_tiny plans, on the CPU."""
+    return run_cli(["nnUNetv2_train", str(dataset["id"]), "3d_fullres", "0", "-tr", trainer,
+                    "-p", "nnUNetPlans_cpu_tiny", "-device", "cpu", *extra], env, check=check)
+
+
+@pytest.fixture(scope="session")
+def mtg_teacher(nnunet_env, phantom) -> str:
+    """nnUNetTrainerMTGTeacher_smoke trained on the phantom; returns its fold folder."""
+    train(nnunet_env, phantom, "nnUNetTrainerMTGTeacher_smoke")
+    return fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacher_smoke")
+
+
+@pytest.fixture(scope="session")
+def ignores_flair(nnunet_env, phantom, mtg_teacher) -> str:
+    """The smoke teacher with its first convolution's FLAIR weights zeroed, as a results folder of its own
+    (`nnUNetTrainerIgnoresFLAIR`): a model whose output provably does not depend on FLAIR."""
+    import torch
+
+    name = "nnUNetTrainerIgnoresFLAIR"
+    target = os.path.dirname(fold_folder(nnunet_env, phantom, name))
+    shutil.copytree(os.path.dirname(mtg_teacher), target, ignore=shutil.ignore_patterns("validation"))
+    path = os.path.join(target, "fold_0", "checkpoint_final.pth")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    flair = 3
+    zeroed = 0
+    for key, value in ckpt["network_weights"].items():
+        if "stages.0.0.convs.0." in key and value.ndim == 5 and value.shape[1] == 4:
+            value[:, flair] = 0
+            zeroed += 1
+    assert zeroed >= 1
+    torch.save(ckpt, path)
+    return name

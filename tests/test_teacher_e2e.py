@@ -1,0 +1,88 @@
+"""Stock nnUNetv2_train / --c / nnUNetv2_predict with our trainers, found through nnUNet_extTrainer."""
+import os
+import re
+import shutil
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from PIL import Image
+
+from conftest import fold_folder as _fold
+from conftest import run_cli
+from conftest import train as _train
+
+
+def _logged(fold, key):
+    return [float(x) for log in sorted(f for f in os.listdir(fold) if f.startswith("training_log"))
+            for x in re.findall(rf"{key} (-?[\d.]+|nan)", open(os.path.join(fold, log)).read())]
+
+
+def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, tmp_path):
+    trainer = "nnUNetTrainerMTGTeacher_smoke"
+    fold = mtg_teacher
+    ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert ckpt["trainer_name"] == trainer and ckpt["current_epoch"] == 2
+    weights = ckpt["network_weights"]
+    assert {k for k in weights if k.startswith("align.")} == {"align.3.mu.weight", "align.3.mu.bias",
+                                                              "align.3.logvar.weight", "align.3.logvar.bias"}
+    assert weights["encoder.stages.0.0.convs.0.conv.weight"].shape[0] == 8  # cpu_tiny network
+    kl = ckpt["logging"]["train_kl_align"]
+    assert len(kl) == 2 and all(np.isfinite(kl)) and all(v > 0 for v in kl)
+    assert _logged(fold, "train_kl_align") == [round(v, 4) for v in kl]
+    # progress.png: nnU-Net's three panels plus ours (a third taller than a stock one, 5400 px)
+    assert Image.open(os.path.join(fold, "progress.png")).size[1] == 7200
+    assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
+
+    # an interrupted run: no final checkpoint; --c continues from the last saved one with the KL history
+    best = torch.load(os.path.join(fold, "checkpoint_best.pth"), map_location="cpu", weights_only=False)
+    os.remove(os.path.join(fold, "checkpoint_final.pth"))
+    _train(nnunet_env, phantom, trainer, "--c")
+    resumed = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert resumed["current_epoch"] == 2
+    n_done = best["current_epoch"]
+    assert resumed["logging"]["train_kl_align"][:n_done] == best["logging"]["train_kl_align"]
+    assert len(resumed["logging"]["train_kl_align"]) == 2
+
+    # stock nnUNetv2_predict rebuilds the aligned network from the trainer name
+    out = tmp_path / "pred"
+    run_cli(["nnUNetv2_predict", "-i", os.path.join(phantom["raw"], "imagesTs"), "-o", str(out),
+             "-d", str(phantom["id"]), "-c", "3d_fullres", "-tr", trainer, "-p", "nnUNetPlans_cpu_tiny",
+             "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"], nnunet_env)
+    preds = sorted(os.listdir(out))
+    cases = sorted(f for f in os.listdir(os.path.join(phantom["raw"], "labelsTs")))
+    assert [p for p in preds if p.endswith(".nii.gz")] == cases
+    pred = sitk.GetArrayFromImage(sitk.ReadImage(str(out / cases[0])))
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(phantom["raw"], "labelsTs", cases[0])))
+    assert pred.shape == ref.shape and set(np.unique(pred)) <= {0, 1, 2, 3}
+
+
+def test_label_based_dataset_trains(nnunet_env, label_dataset):
+    for trainer in ("nnUNetTrainerModalityDropout_smoke", "nnUNetTrainerMTGTeacher_smoke"):
+        _train(nnunet_env, label_dataset, trainer)
+        fold = _fold(nnunet_env, label_dataset, trainer)
+        ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+        # label training: background + 3 labels as softmax outputs
+        head = [v for k, v in ckpt["network_weights"].items() if k.startswith("decoder.seg_layers.2.weight")][0]
+        assert head.shape[0] == 4
+        assert any(k.startswith("align.") for k in ckpt["network_weights"]) == ("MTG" in trainer)
+
+
+def test_unmappable_channels_fail_before_any_output(nnunet_env, label_dataset, tmp_path):
+    """A dataset whose channels cannot be mapped: the error lists them, nnUNet_results gets nothing."""
+    import json
+
+    name = "Dataset952_Unmapped"
+    raw = os.path.join(nnunet_env["nnUNet_raw"], name)
+    pre = os.path.join(nnunet_env["nnUNet_preprocessed"], name)
+    shutil.copytree(label_dataset["raw"], raw)
+    shutil.copytree(os.path.join(nnunet_env["nnUNet_preprocessed"], label_dataset["name"]), pre)
+    for path in (os.path.join(raw, "dataset.json"), os.path.join(pre, "dataset.json")):
+        dj = json.load(open(path))
+        dj["channel_names"] = {"0": "T1", "1": "ADC", "2": "T2", "3": "PD"}
+        json.dump(dj, open(path, "w"))
+    proc = run_cli(["nnUNetv2_train", "952", "3d_fullres", "0", "-tr", "nnUNetTrainerMTGTeacher_smoke",
+                    "-p", "nnUNetPlans_cpu_tiny", "-device", "cpu"], nnunet_env, check=False)
+    assert proc.returncode != 0
+    assert '"1": "ADC"' in proc.stderr and "mtg_modalities" in proc.stderr
+    assert not os.path.exists(os.path.join(nnunet_env["nnUNet_results"], name))
