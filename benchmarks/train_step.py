@@ -19,9 +19,20 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workspace import make_workspace  # noqa: E402  (sets nnU-Net's variables before nnunetv2 is imported)
+from workspace import make_workspace, write_brats_like_plans  # noqa: E402  (sets nnU-Net's variables before nnunetv2 is imported)
 
-TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacher"]
+TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacher", "nnUNetTrainerKDStudent",
+            "nnUNetTrainerMTGStudent"]
+TEACHERS = ("nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacher")  # the students' paired teachers
+
+
+def _save_teachers(dataset: str, plans: str) -> None:
+    """Untrained teacher checkpoints where the students look for them (their weights do not change the cost)."""
+    import torch
+
+    for name in TEACHERS:
+        trainer = _build(name, dataset, plans, torch.device("cpu"))
+        trainer.save_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
 
 
 def _build(name: str, dataset: str, plans: str, device):
@@ -53,8 +64,8 @@ def _rss_kib(field: str) -> int:
 
 
 def _cpu_peak_child(name, dataset, plans, batches, queue):
-    import torch
     import nnunetv2.run.run_training  # noqa: F401  (imports are not the trainer's memory)
+    import torch
 
     before = _rss_kib("VmRSS")
     trainer = _build(name, dataset, plans, torch.device("cpu"))
@@ -93,21 +104,27 @@ def peak_memory(name: str, dataset: str, plans: str, device, batches: list[dict]
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("-p", default=None, help="plans identifier (default: nnUNetPlans_cpu_tiny on cpu, nnUNetPlans on cuda)")
+    p.add_argument("-p", default=None, help="plans identifier (default: nnUNetPlans_cpu_tiny on cpu; on cuda "
+                                            "nnUNetPlans_bratslike, the network and 128x160x112 patch nnU-Net plans "
+                                            "for BraTS 2021)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per trainer (default 10 cpu, 30 cuda)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--trainers", nargs="+", default=TRAINERS)
     p.add_argument("--workspace", default=None, help="reuse this workspace folder (default: a new temp dir)")
+    p.add_argument("--compile", action="store_true", help="let nnU-Net torch.compile the networks (it does so by "
+                                                           "default on CUDA; off here unless asked)")
     p.add_argument("--json", default=None, help="write {trainer: {time_ratio, memory_ratio, ...}} here")
     a = p.parse_args(argv)
+    os.environ["nnUNet_compile"] = "t" if a.compile else "f"
     ws = make_workspace(990, n_train=6, root=a.workspace)
 
     import torch
 
     device = torch.device(a.device)
-    plans = a.p or ("nnUNetPlans_cpu_tiny" if a.device == "cpu" else "nnUNetPlans")
+    plans = a.p or ("nnUNetPlans_cpu_tiny" if a.device == "cpu" else write_brats_like_plans(ws["name"]))
     steps = a.steps or (10 if a.device == "cpu" else 30)
     batches = _batches(ws["name"], plans, device, 4)
+    _save_teachers(ws["name"], plans)
 
     trainers = {name: _build(name, ws["name"], plans, device) for name in a.trainers}
     times = {name: [] for name in trainers}
@@ -125,8 +142,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     stock = a.trainers[0]
     result = {}
-    print(f"device {a.device} ({torch.cuda.get_device_name() if a.device == 'cuda' else os.cpu_count()} "
-          f"{'' if a.device == 'cuda' else 'CPU cores'}), plans {plans}, {steps} steps after {a.warmup} warm-up")
+    where = torch.cuda.get_device_name() if a.device == "cuda" else f"{os.cpu_count()} CPU cores"
+    print(f"device {a.device} ({where}), torch {torch.__version__}, plans {plans}, compile {a.compile}, "
+          f"{steps} steps after {a.warmup} warm-up")
     print(f"{'trainer':34s} {'median s/step':>14s} {'time ratio':>10s} {'peak MiB':>9s} {'mem ratio':>9s}")
     for name in a.trainers:
         med = statistics.median(times[name])

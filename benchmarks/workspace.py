@@ -12,6 +12,32 @@ import tempfile
 BIN = os.path.dirname(sys.executable)
 
 
+# The 3d_fullres network nnU-Net plans for BraTS 2021 at 1 mm (Dataset137): the workload GPU figures should
+# describe. Applied to the phantom's preprocessed data; nnU-Net's loader pads the small images to the patch.
+BRATS_LIKE = {"configurations": {"3d_fullres": {
+    "patch_size": [128, 160, 112], "batch_size": 2,
+    "architecture": {"arch_kwargs": {
+        "n_stages": 6, "features_per_stage": [32, 64, 128, 256, 320, 320],
+        "kernel_sizes": [[3, 3, 3]] * 6,
+        "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 1]],
+        "n_conv_per_stage": [2] * 6, "n_blocks_per_stage": [1, 3, 4, 6, 6, 6], "n_conv_per_stage_decoder": [2] * 5}},
+}}}
+
+
+def write_brats_like_plans(dataset_name: str) -> str:
+    """nnUNetPlans_bratslike: the phantom's plans with the network and patch of nnU-Net's BraTS 2021 plan."""
+    import json
+
+    from nnunetv2_mtg.plans_presets import apply_preset
+
+    folder = os.path.join(os.environ["nnUNet_preprocessed"], dataset_name)
+    with open(os.path.join(folder, "nnUNetPlans.json")) as f:
+        plans = apply_preset(json.load(f), BRATS_LIKE, "bratslike")
+    with open(os.path.join(folder, plans["plans_name"] + ".json"), "w") as f:
+        json.dump(plans, f, indent=2)
+    return plans["plans_name"]
+
+
 def make_workspace(dataset_id: int, n_train: int, n_test: int = 0, root: str | None = None) -> dict:
     """Point nnU-Net's variables at `root` (a temp dir by default) and make the phantom with cpu_tiny plans."""
     root = root or tempfile.mkdtemp(prefix="mtg_bench_")

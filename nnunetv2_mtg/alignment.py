@@ -72,6 +72,7 @@ class AlignedUNet(nn.Module):
         self.stages = tuple(channels)
         self.align = nn.ModuleDict({str(s): AlignmentHead(c, self.encoder.conv_op) for s, c in channels.items()})
         self.latents: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._kl: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor):
         skips = list(self.encoder(x))
@@ -84,11 +85,17 @@ class AlignedUNet(nn.Module):
             else:
                 skips[s] = mu
         self.latents = latents
+        # in training the KL is computed here, inside the forward that nnU-Net torch.compiles on CUDA,
+        # so its elementwise kernels are fused with the heads instead of launched one by one
+        self._kl = self._kl_to_anchor() if self.training else None
         return self.decoder(skips)
+
+    def _kl_to_anchor(self) -> torch.Tensor:
+        return torch.stack([kl_to_standard_normal(mu, lv) for mu, lv in self.latents.values()]).mean()
 
     def alignment_loss(self) -> torch.Tensor:
         """Mean over aligned stages of the KL of the last forward's latents to N(0, I)."""
-        return torch.stack([kl_to_standard_normal(mu, lv) for mu, lv in self.latents.values()]).mean()
+        return self._kl if self._kl is not None else self._kl_to_anchor()
 
     def compute_conv_feature_map_size(self, input_size):
         return self.encoder.compute_conv_feature_map_size(input_size) + \

@@ -43,7 +43,10 @@ class LossWithTerms(nn.Module):
         return total
 
     def pop_last_terms(self) -> dict[str, np.ndarray]:
-        out = {k: v.cpu().numpy() for k, v in self.last_terms.items()}
+        if not self.last_terms:
+            return {}
+        values = torch.stack([v.float() for v in self.last_terms.values()]).cpu().numpy()  # one device sync
+        out = dict(zip(self.last_terms, values))
         self.last_terms = {}
         return out
 

@@ -101,3 +101,17 @@ def test_survives_torch_compile():
     loss = compiled(x)[0].mean() + unwrap(compiled).alignment_loss()
     loss.backward()
     assert net.align["3"].logvar.weight.grad is not None
+
+
+def test_plans_with_unknown_network_fail_before_training():
+    from nnunetv2_mtg.alignment import check_plans_network
+    from nnunetv2_mtg.env import UserInputError
+
+    plans = {"plans_name": "myPlans", "configurations": {
+        "3d_fullres": {"architecture": {"network_class_name": "my_package.nets.SwinUNETR"}},
+        "3d_lowres_like": {"inherits_from": "3d_fullres"},
+        "ok": {"architecture": {"network_class_name": NETWORKS["ResidualEncoderUNet"][0]}}}}
+    for cfg in ("3d_fullres", "3d_lowres_like"):
+        with pytest.raises(UserInputError, match="network class SwinUNETR"):
+            check_plans_network(plans, cfg)
+    check_plans_network(plans, "ok")

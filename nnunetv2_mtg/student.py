@@ -1,0 +1,75 @@
+"""Student wiring: a frozen teacher sees the full patch, the student the same patch with modalities masked.
+
+The mask is drawn on the device per sample by the same sampler as the masking transform (which is
+therefore left out of the student's data loader). The teacher is an attribute of the trainer, not a
+submodule of the network: it is not in the optimizer, not wrapped by DDP (each rank holds its own
+copy), and not in the student's checkpoint.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from nnunetv2_mtg.alignment import latent_channels, unwrap
+from nnunetv2_mtg.distillation import kd_loss, latent_kl
+from nnunetv2_mtg.masking import apply_mask
+from nnunetv2_mtg.teacher import find_teacher_checkpoint, load_teacher
+
+
+class DistillationMixin:
+    """Put before an nnU-Net trainer that has LossTermsMixin. Class attributes: `teacher_trainer` (the
+    paired teacher's trainer name), `lambda_kd`, `kd_temperature`, and `lambda_lat` (latent KL; only for
+    aligned students)."""
+
+    teacher_trainer: str
+    lambda_kd = 1.0
+    kd_temperature = 2.0
+    lambda_lat = 0.0
+    mask_in_data_loader = False
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        # everything about the teacher is checked before nnU-Net creates the output folder
+        self.teacher_checkpoint = find_teacher_checkpoint(type(self).__name__, self.teacher_trainer, plans,
+                                                          configuration, fold)
+        student_latents = None
+        if self.lambda_lat:
+            cfg = plans["configurations"][configuration]
+            while "architecture" not in cfg:
+                cfg = plans["configurations"][cfg["inherits_from"]]
+            student_latents = latent_channels(cfg["architecture"]["arch_kwargs"]["features_per_stage"],
+                                              self.aligned_stages)
+        self.teacher_network = load_teacher(self.teacher_checkpoint, plans, configuration, dataset_json,
+                                            student_latents)
+        self._teacher_output = self._teacher_latents = None
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.print_to_log_file(f"teacher: {self.teacher_checkpoint}")
+
+    def initialize(self):
+        super().initialize()
+        self.teacher_network.to(self.device)
+        if self._do_i_compile():  # where nnU-Net compiles the student, an uncompiled teacher would dominate the step
+            self.teacher_network = torch.compile(self.teacher_network)
+
+    def train_step(self, batch: dict) -> dict:
+        data = batch["data"].to(self.device, non_blocking=True)
+        masks = self.subset_sampler.draw_torch(data.shape[0], self.device)
+        autocast = torch.autocast(self.device.type) if self.device.type == "cuda" else nullcontext()
+        with torch.no_grad(), autocast:
+            self._teacher_output = self.teacher_network(data)
+            self._teacher_latents = getattr(unwrap(self.teacher_network), "latents", None)
+        try:
+            return super().train_step({**batch, "data": apply_mask(data, masks)})
+        finally:
+            self._teacher_output = self._teacher_latents = None
+
+    def loss_term_functions(self) -> dict:
+        terms = dict(super().loss_term_functions())
+        regions = self.label_manager.has_regions
+        terms["kd"] = (self.lambda_kd,
+                       lambda output: kd_loss(output, self._teacher_output, self.kd_temperature, regions))
+        if self.lambda_lat:
+            terms["kl_latent"] = (self.lambda_lat,
+                                  lambda output: latent_kl(unwrap(self.network).latents, self._teacher_latents))
+        return terms

@@ -1,0 +1,98 @@
+"""Distillation terms against hand-computed values; teacher lookup and compatibility checks."""
+import copy
+import math
+
+import pytest
+import torch
+
+from nnunetv2_mtg.distillation import kd_loss, kd_sigmoid, kd_softmax, latent_kl
+from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.teacher import check_compatible, paired_teacher_name
+
+KL_75_50 = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)  # KL(Bern(.75) || Bern(.5))
+
+
+def _logits(values, shape=(2, 2, 3, 3, 3)):
+    out = torch.empty(shape)
+    for c, v in enumerate(values):
+        out[:, c] = v
+    return out
+
+
+def test_softmax_kd_hand_values():
+    teacher, student = _logits([math.log(3.0), 0.0]), _logits([0.0, 0.0])
+    assert kd_softmax(student, teacher, 1.0).item() == pytest.approx(KL_75_50, rel=1e-5)
+    p = math.sqrt(3) / (math.sqrt(3) + 1)  # softmax([ln 3 / 2, 0])
+    expected = 4 * (p * math.log(p / 0.5) + (1 - p) * math.log((1 - p) / 0.5))
+    assert kd_softmax(student, teacher, 2.0).item() == pytest.approx(expected, rel=1e-5)
+    assert kd_softmax(teacher, teacher, 2.0).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_sigmoid_kd_hand_values():
+    # region 0: teacher p = 0.75 vs student 0.5; region 1: equal -> mean over the two regions
+    teacher, student = _logits([math.log(3.0), 1.0]), _logits([0.0, 1.0])
+    assert kd_sigmoid(student, teacher, 1.0).item() == pytest.approx(KL_75_50 / 2, rel=1e-5)
+    # extreme logits stay finite
+    assert torch.isfinite(kd_sigmoid(_logits([-80.0, 80.0]), _logits([80.0, -80.0]), 1.0))
+
+
+def test_kd_uses_the_full_resolution_output():
+    teacher = _logits([math.log(3.0), 0.0])
+    deep_supervision = [_logits([0.0, 0.0]), _logits([5.0, -5.0], (2, 2, 2, 2, 2))]
+    assert kd_loss(deep_supervision, teacher, 1.0, regions=False).item() == pytest.approx(KL_75_50, rel=1e-5)
+
+
+def test_latent_kl_hand_values():
+    shape = (1, 4, 2, 2, 2)
+    teacher = {3: (torch.full(shape, 2.0), torch.full(shape, math.log(9.0)))}  # N(2, 9)
+    student = {3: (torch.zeros(shape), torch.zeros(shape))}  # N(0, 1)
+    # KL(N(2, 9) || N(0, 1)) = 0.5 * (9 + 4 - 1 - ln 9)
+    assert latent_kl(student, teacher).item() == pytest.approx(0.5 * (12 - math.log(9)), rel=1e-5)
+
+
+def test_paired_teacher_names():
+    assert paired_teacher_name("nnUNetTrainerMTGStudent", "nnUNetTrainerMTGTeacher") == "nnUNetTrainerMTGTeacher"
+    assert paired_teacher_name("nnUNetTrainerMTGStudent_smoke", "nnUNetTrainerMTGTeacher") == \
+        "nnUNetTrainerMTGTeacher_smoke"
+    assert paired_teacher_name("nnUNetTrainerKDStudent_50epochs", "nnUNetTrainerModalityDropout") == \
+        "nnUNetTrainerModalityDropout_50epochs"
+    assert paired_teacher_name("nnUNetTrainerMTGStudent_T2", "nnUNetTrainerMTGTeacher") == "nnUNetTrainerMTGTeacher"
+
+
+def _init():
+    dj = {"channel_names": {"0": "T1", "1": "T1ce", "2": "T2", "3": "Flair"}, "regions_class_order": [1, 2, 3],
+          "labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}}
+    cfg = {"data_identifier": "x", "preprocessor_name": "DefaultPreprocessor", "batch_size": 2,
+           "patch_size": [48, 48, 48], "median_image_size_in_voxels": [50, 60, 50], "spacing": [3.0, 3.0, 3.0],
+           "normalization_schemes": ["ZScoreNormalization"] * 4, "use_mask_for_norm": [False] * 4,
+           "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_seg": "resample_data_or_seg_to_shape",
+           "resampling_fn_data_kwargs": {}, "resampling_fn_seg_kwargs": {},
+           "resampling_fn_probabilities": "resample_data_or_seg_to_shape", "resampling_fn_probabilities_kwargs": {},
+           "architecture": {"network_class_name": "x", "arch_kwargs": {}, "_kw_requires_import": []},
+           "batch_dice": False}
+    plans = {"dataset_name": "Dataset950_X", "plans_name": "p", "transpose_forward": [0, 1, 2],
+             "transpose_backward": [0, 1, 2], "original_median_spacing_after_transp": [3, 3, 3],
+             "original_median_shape_after_transp": [50, 60, 50], "image_reader_writer": "SimpleITKIO",
+             "label_manager": "LabelManager", "foreground_intensity_properties_per_channel": {"0": {"mean": 1.0}},
+             "experiment_planner_used": "x", "configurations": {"3d_fullres": cfg}}
+    return {"dataset_json": dj, "plans": plans, "configuration": "3d_fullres"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda i: i["dataset_json"].update(channel_names={"0": "T1ce", "1": "T1", "2": "T2", "3": "Flair"}),
+     "input channels differ"),
+    (lambda i: i["dataset_json"].pop("regions_class_order"), "labels/regions differ"),
+    (lambda i: i["dataset_json"]["labels"].update({"enhancing tumor": [2]}), "labels/regions differ"),
+    (lambda i: i["plans"]["configurations"]["3d_fullres"].update(spacing=[1.0, 1.0, 1.0]), "spacing differs"),
+    (lambda i: i["plans"]["configurations"]["3d_fullres"].update(normalization_schemes=["CTNormalization"] * 4),
+     "normalization_schemes differs"),
+    (lambda i: i["plans"].update(foreground_intensity_properties_per_channel={"0": {"mean": 2.0}}),
+     "foreground_intensity_properties_per_channel"),
+])
+def test_each_incompatibility_is_named(change, message):
+    student = _init()
+    check_compatible(copy.deepcopy(student), student["plans"], "3d_fullres", student["dataset_json"], "t.pth")
+    teacher = copy.deepcopy(student)
+    change(teacher)
+    with pytest.raises(UserInputError, match=message):
+        check_compatible(teacher, student["plans"], "3d_fullres", student["dataset_json"], "t.pth")

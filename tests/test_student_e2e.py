@@ -1,0 +1,105 @@
+"""Students through stock nnUNetv2_train: teacher lookup, every start error, checkpoint content, --c, predict."""
+import os
+import shutil
+
+import numpy as np
+import torch
+
+from conftest import fold_folder, run_cli, train
+
+STUDENT = "nnUNetTrainerMTGStudent_smoke"
+
+
+def _results_snapshot(env):
+    out = {}
+    for root, _, files in os.walk(env["nnUNet_results"]):
+        for f in files:
+            p = os.path.join(root, f)
+            out[p] = os.path.getmtime(p)
+    return out
+
+
+def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, tmp_path):
+    before = _results_snapshot(nnunet_env)
+    # the KD student's paired teacher (nnUNetTrainerModalityDropout_smoke) was never trained
+    p = train(nnunet_env, phantom, "nnUNetTrainerKDStudent_smoke", check=False)
+    assert p.returncode != 0
+    assert (f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerModalityDropout_smoke "
+            f"-p nnUNetPlans_cpu_tiny") in p.stderr
+
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    not_nnunet = tmp_path / "weights.pth"
+    torch.save({"state_dict": {}}, not_nnunet)
+    for value, message in ((str(tmp_path / "nothing"), "does not exist"),
+                           (str(garbage), "cannot be read by torch.load"),
+                           (str(not_nnunet), "is not an nnU-Net training checkpoint")):
+        p = train(dict(nnunet_env, nnUNet_MTG_TEACHER=value), phantom, STUDENT, check=False)
+        assert p.returncode != 0 and message in p.stderr, p.stderr[-2000:]
+
+    # an incompatible teacher: same images, but label-based (the MTG teacher of Dataset951 would do; a
+    # checkpoint whose dataset.json says so is the same to the check)
+    ckpt = torch.load(os.path.join(mtg_teacher, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt["init_args"]["dataset_json"] = dict(ckpt["init_args"]["dataset_json"], regions_class_order=None,
+                                             labels={"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3})
+    torch.save(ckpt, tmp_path / "labels.pth")
+    p = train(dict(nnunet_env, nnUNet_MTG_TEACHER=str(tmp_path / "labels.pth")), phantom, STUDENT, check=False)
+    assert p.returncode != 0 and "labels/regions differ" in p.stderr
+
+    # a teacher without aligned latents for the MTG student
+    ckpt = torch.load(os.path.join(mtg_teacher, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt["trainer_name"] = "nnUNetTrainerModalityDropout_smoke"
+    ckpt["network_weights"] = {k: v for k, v in ckpt["network_weights"].items() if not k.startswith("align.")}
+    torch.save(ckpt, tmp_path / "plain.pth")
+    p = train(dict(nnunet_env, nnUNet_MTG_TEACHER=str(tmp_path / "plain.pth")), phantom, STUDENT, check=False)
+    assert p.returncode != 0 and "aligned latents none" in p.stderr
+
+    assert _results_snapshot(nnunet_env) == before  # nothing written, nothing removed
+    assert not os.path.exists(fold_folder(nnunet_env, phantom, STUDENT))
+
+
+def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_env, phantom, mtg_teacher, tmp_path):
+    train(nnunet_env, phantom, STUDENT)
+    fold = fold_folder(nnunet_env, phantom, STUDENT)
+    student = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    teacher = torch.load(os.path.join(mtg_teacher, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    # the same network as the teacher's and nothing else: no teacher weights ride along
+    assert set(student["network_weights"]) == set(teacher["network_weights"])
+    n_params = sum(v.numel() for v in student["network_weights"].values())
+    assert n_params == sum(v.numel() for v in teacher["network_weights"].values())
+    assert os.path.getsize(os.path.join(fold, "checkpoint_final.pth")) < 1.1 * os.path.getsize(
+        os.path.join(mtg_teacher, "checkpoint_final.pth"))
+    for term in ("kd", "kl_latent", "kl_align"):
+        values = student["logging"][f"train_{term}"]
+        assert len(values) == 2 and all(np.isfinite(values)) and all(v >= 0 for v in values), term
+    assert student["logging"]["train_kd"][0] > 0
+    log = "".join(open(os.path.join(fold, f)).read() for f in os.listdir(fold) if f.startswith("training_log"))
+    assert "teacher: " + os.path.join(mtg_teacher, "checkpoint_final.pth") in log
+
+    # --c after an interruption finds the same teacher and finishes
+    os.remove(os.path.join(fold, "checkpoint_final.pth"))
+    train(nnunet_env, phantom, STUDENT, "--c")
+    assert torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu",
+                      weights_only=False)["current_epoch"] == 2
+
+    # stock nnUNetv2_predict with the student while the teacher is gone
+    teacher_dir = os.path.dirname(mtg_teacher)
+    shutil.move(teacher_dir, tmp_path / "teacher_away")
+    try:
+        out = tmp_path / "pred"
+        run_cli(["nnUNetv2_predict", "-i", os.path.join(phantom["raw"], "imagesTs"), "-o", str(out),
+                 "-d", str(phantom["id"]), "-c", "3d_fullres", "-tr", STUDENT, "-p", "nnUNetPlans_cpu_tiny",
+                 "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"], nnunet_env)
+        assert len([f for f in os.listdir(out) if f.endswith(".nii.gz")]) == 2
+    finally:
+        shutil.move(tmp_path / "teacher_away", teacher_dir)
+
+
+def test_kd_student_with_dropout_teacher(nnunet_env, phantom):
+    train(nnunet_env, phantom, "nnUNetTrainerModalityDropout_smoke")
+    train(nnunet_env, phantom, "nnUNetTrainerKDStudent_smoke")
+    ckpt = torch.load(os.path.join(fold_folder(nnunet_env, phantom, "nnUNetTrainerKDStudent_smoke"),
+                                   "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    assert not any(k.startswith("align.") for k in ckpt["network_weights"])  # stock network
+    assert len(ckpt["logging"]["train_kd"]) == 2 and ckpt["logging"]["train_kd"][0] > 0
+    assert "train_kl_align" not in ckpt["logging"]

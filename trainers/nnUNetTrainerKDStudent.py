@@ -1,0 +1,49 @@
+"""Baseline student without alignment (KD-Net style): stock network, logit distillation from the frozen
+nnUNetTrainerModalityDropout teacher of the same dataset, plans, configuration and fold.
+
+loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
+"""
+from nnunetv2_mtg.loss_terms import LossTermsMixin
+from nnunetv2_mtg.schedules import FixedEpochs, SmokeSchedule
+from nnunetv2_mtg.student import DistillationMixin
+from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
+
+
+class nnUNetTrainerKDStudent(DistillationMixin, LossTermsMixin, nnUNetTrainerModalityDropout):
+    teacher_trainer = "nnUNetTrainerModalityDropout"
+    p_full = 0.0
+    lambda_kd = 1.0
+    kd_temperature = 2.0
+    loss_terms = ("kd",)
+
+
+class nnUNetTrainerKDStudent_smoke(SmokeSchedule, nnUNetTrainerKDStudent):
+    pass
+
+
+class nnUNetTrainerKDStudent_5epochs(FixedEpochs, nnUNetTrainerKDStudent):
+    epochs = 5
+
+
+class nnUNetTrainerKDStudent_50epochs(FixedEpochs, nnUNetTrainerKDStudent):
+    epochs = 50
+
+
+class nnUNetTrainerKDStudent_250epochs(FixedEpochs, nnUNetTrainerKDStudent):
+    epochs = 250
+
+
+class nnUNetTrainerKDStudent_T1(nnUNetTrainerKDStudent):
+    fixed_subset = "T1"
+
+
+class nnUNetTrainerKDStudent_T1ce(nnUNetTrainerKDStudent):
+    fixed_subset = "T1ce"
+
+
+class nnUNetTrainerKDStudent_T2(nnUNetTrainerKDStudent):
+    fixed_subset = "T2"
+
+
+class nnUNetTrainerKDStudent_FLAIR(nnUNetTrainerKDStudent):
+    fixed_subset = "FLAIR"
