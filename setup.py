@@ -27,6 +27,7 @@ setup(
         "scipy",
         "tqdm",
         "matplotlib",
+        "monai>=1.4",  # surface distances (HD95) for the subset evaluation
     ],
     extras_require={"test": ["pytest"]},
     entry_points={
@@ -34,6 +35,8 @@ setup(
             "nnUNetv2_mtg_paths=nnunetv2_mtg.paths:main",
             "nnUNetv2_mtg_phantom=nnunetv2_mtg.phantom:main",
             "nnUNetv2_mtg_plans=nnunetv2_mtg.plans_presets:main",
+            "nnUNetv2_mtg_evaluate=nnunetv2_mtg.evaluate:main",
+            "nnUNetv2_mtg_gap=nnunetv2_mtg.gap:main",
         ]
     },
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: the whole job on the embedded phantom, in ./demo_data (delete it with `make clean-demo`).
-# Phantom -> stock planning/preprocessing -> cpu_tiny plans -> training with our trainers.
+# Phantom -> stock planning/preprocessing -> cpu_tiny plans -> MTG teacher -> MTG student -> 15-subset table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD/demo_data"
@@ -19,12 +19,27 @@ fi
 nnUNetv2_mtg_plans -d "$ID" --preset cpu_tiny
 
 PLANS=nnUNetPlans_cpu_tiny
-TEACHER=nnUNetTrainerMTGTeacher_5epochs
 DEVICE="${DEMO_DEVICE:-cpu}"
-# the aligned teacher (about 10 minutes on 2 CPU cores); skipped when already trained
-if [ ! -f "$nnUNet_results/Dataset${ID}_BraTSPhantom/${TEACHER}__${PLANS}__3d_fullres/fold_0/checkpoint_final.pth" ]; then
-  nnUNetv2_train "$ID" 3d_fullres 0 -tr "$TEACHER" -p "$PLANS" -device "$DEVICE"
-fi
-nnUNetv2_predict -i "$nnUNet_raw/Dataset${ID}_BraTSPhantom/imagesTs" -o "$ROOT/predictions/$TEACHER" \
-  -d "$ID" -c 3d_fullres -tr "$TEACHER" -p "$PLANS" -f 0 -device "$DEVICE" --disable_tta
-echo "demo done: predictions in $ROOT/predictions, training curves in $nnUNet_results/Dataset${ID}_BraTSPhantom/*/fold_0/progress.png"
+SCHEDULE="${DEMO_SCHEDULE:-_5epochs}"  # 5 x 250 iterations: about 10 minutes per trainer on 2 CPU cores
+TEACHER="nnUNetTrainerMTGTeacher$SCHEDULE"
+STUDENT="nnUNetTrainerMTGStudent$SCHEDULE"
+RESULTS="$nnUNet_results/Dataset${ID}_BraTSPhantom"
+
+# teacher (masking + alignment), then the student that finds it by itself; each skipped when already trained
+for TRAINER in "$TEACHER" "$STUDENT"; do
+  if [ ! -f "$RESULTS/${TRAINER}__${PLANS}__3d_fullres/fold_0/checkpoint_final.pth" ]; then
+    nnUNetv2_train "$ID" 3d_fullres 0 -tr "$TRAINER" -p "$PLANS" -device "$DEVICE"
+  fi
+done
+
+# the student on the held-out test cases, then both models over all 15 modality subsets, side by side
+nnUNetv2_predict -i "$nnUNet_raw/Dataset${ID}_BraTSPhantom/imagesTs" -o "$ROOT/predictions/$STUDENT" \
+  -d "$ID" -c 3d_fullres -tr "$STUDENT" -p "$PLANS" -f 0 -device "$DEVICE" --disable_tta
+nnUNetv2_mtg_evaluate -d "$ID" -c 3d_fullres -p "$PLANS" -tr "$TEACHER" "$STUDENT" -f 0 -device "$DEVICE" \
+  -i "$nnUNet_raw/Dataset${ID}_BraTSPhantom/imagesTs" -l "$nnUNet_raw/Dataset${ID}_BraTSPhantom/labelsTs" \
+  -o "$ROOT/evaluation"
+nnUNetv2_mtg_gap -d "$ID" -c 3d_fullres -p "$PLANS" -tr "$TEACHER" "$STUDENT" -f 0 -device "$DEVICE" \
+  -i "$nnUNet_raw/Dataset${ID}_BraTSPhantom/imagesTs" -o "$ROOT/gap"
+echo
+cat "$ROOT/evaluation/comparison.md"
+echo "demo done: tables and heatmaps in $ROOT/evaluation and $ROOT/gap, training curves in $RESULTS/*/fold_0/progress.png"

@@ -1,0 +1,168 @@
+"""`nnUNetv2_mtg_evaluate`: Dice and HD95 of any nnU-Net model over all modality subsets, side by side.
+
+For every subset (default: all 2^M - 1) and every case the missing channels are set to 0 after
+nnU-Net's preprocessing (what our trainers see in training), nnU-Net's predictor runs the sliding
+window and exports the segmentation to the original image space, and every region is scored against
+the reference. Each case is preprocessed once for all subsets and trainers; each finished
+(trainer, subset) is cached in OUT, so an interrupted run continues where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+from tqdm import tqdm
+
+from nnunetv2_mtg import report
+from nnunetv2_mtg.cases import (Case, PreprocessedCases, default_device, drop_unlabelled, folder_cases,
+                                load_predictor, open_models, validation_cases)
+from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.metrics import region_names, score_case
+from nnunetv2_mtg.modalities import Subset, enumerate_subsets, find_subsets, modality_names
+
+
+def _safe(name: str) -> str:
+    return name.replace("+", "_")
+
+
+def evaluate_trainer(predictor, store: PreprocessedCases, cases: list[Case], subsets: list[Subset],
+                     regions: list[tuple[str, object]], cache_dir: str, cache_key: dict,
+                     save_predictions: str | None = None) -> list[dict]:
+    """Per-case rows for every subset, reusing the cached subsets whose key matches."""
+    from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+
+    os.makedirs(cache_dir, exist_ok=True)
+    key_file = os.path.join(cache_dir, "key.json")
+    if os.path.isfile(key_file):
+        with open(key_file) as f:
+            if json.load(f) != cache_key:  # other model, fold, cases or settings: the cache is not ours to reuse
+                for name in os.listdir(cache_dir):
+                    if name.endswith(".csv"):
+                        os.remove(os.path.join(cache_dir, name))
+    with open(key_file, "w") as f:
+        json.dump(cache_key, f, indent=1)
+
+    rw = predictor.plans_manager.image_reader_writer_class()
+    references = {}
+    rows = []
+    todo = [s for s in subsets if not os.path.isfile(os.path.join(cache_dir, _safe(s.name) + ".csv"))]
+    bar = tqdm(total=len(todo) * len(cases), desc=f"{predictor.trainer_name}: subsets x cases")
+    for subset in subsets:
+        cached = os.path.join(cache_dir, _safe(subset.name) + ".csv")
+        if os.path.isfile(cached):
+            rows += report.read_csv(cached)
+            continue
+        subset_rows = []
+        mask = torch.tensor(subset.mask, dtype=torch.float32)
+        for case in cases:
+            data, props = store.load(case)
+            logits = predictor.predict_logits_from_preprocessed_data(data * mask.view(-1, *([1] * (data.ndim - 1))))
+            seg = convert_predicted_logits_to_segmentation_with_correct_shape(
+                logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager, props)
+            if case.name not in references:
+                references[case.name] = rw.read_seg(case.label)[0][0]
+            if save_predictions:
+                folder = os.path.join(save_predictions, _safe(subset.name))
+                os.makedirs(folder, exist_ok=True)
+                rw.write_seg(seg, os.path.join(folder, case.name + predictor.dataset_json["file_ending"]), props)
+            spacing = tuple(props["spacing"])
+            for region, (d, h) in score_case(seg, references[case.name], regions, spacing).items():
+                subset_rows.append({"case": case.name, "subset": subset.name, "region": region,
+                                    "dice": f"{d:.6f}", "hd95": f"{h:.4f}"})
+            bar.update()
+        report.write_csv_atomic(cached, report.PER_CASE_FIELDS, subset_rows)
+        rows += subset_rows
+    bar.close()
+    return rows
+
+
+def run(dataset: str, trainers: list[str], fold, configuration: str = "3d_fullres", plans: str = "nnUNetPlans",
+        out: str | None = None, device: torch.device | None = None, subset_names: list[str] | None = None,
+        images: str | None = None, labels: str | None = None, mirror: bool | None = None,
+        checkpoint: str = "checkpoint_final.pth", save_predictions: bool = False) -> dict:
+    """Evaluate each trainer over the subsets; returns {trainer: summary}. Writes everything into `out`."""
+    m = open_models(dataset, trainers, plans, configuration, fold, checkpoint, out, "mtg_evaluation")
+    dataset_name, folders, dataset_json, pm, cm, out = (m.dataset_name, m.folders, m.dataset_json, m.plans_manager,
+                                                        m.configuration_manager, m.out)
+    device = device or default_device()
+    mirror = device.type == "cuda" if mirror is None else mirror
+    all_subsets = enumerate_subsets(modality_names(dataset_json))
+    subsets = find_subsets(all_subsets, subset_names) if subset_names else all_subsets
+    subsets = [s for s in all_subsets if s in subsets]  # papers' order whatever the command line said
+    if images is None and labels is not None:
+        raise UserInputError("-l needs -i (the images of those labels)")
+    if images is None and fold == "all":
+        raise UserInputError("fold 'all' has no validation cases: pass -i IMAGES -l LABELS")
+    cases = folder_cases(images, labels, dataset_json) if images else \
+        validation_cases(dataset_name, int(fold), dataset_json)
+    cases, skipped = drop_unlabelled(cases)
+    if not cases:
+        raise UserInputError("no case has a label file: nothing to score. Pass -l LABELS.")
+    label_manager = pm.get_label_manager(dataset_json)
+    regions = region_names(dataset_json, label_manager)
+    region_list = [r for r, _ in regions]
+    store = PreprocessedCases(os.path.join(out, "preprocessed"), pm, cm, dataset_json)
+    store.prepare(cases)
+
+    summaries = {}
+    for trainer in trainers:
+        predictor = load_predictor(folders[trainer], fold, checkpoint, device, mirror)
+        ckpt = os.path.join(folders[trainer], f"fold_{fold}", checkpoint)
+        key = {"checkpoint": ckpt, "mtime": os.path.getmtime(ckpt), "mirror": mirror,
+               "cases": [c.name for c in cases], "images": images}
+        rows = evaluate_trainer(predictor, store, cases, subsets, regions, os.path.join(out, trainer, "cache"), key,
+                                os.path.join(out, trainer, "predictions") if save_predictions else None)
+        summary = report.summarise(rows, [s.name for s in subsets], region_list)
+        summaries[trainer] = summary
+        target = os.path.join(out, trainer)
+        report.write_csv_atomic(os.path.join(target, "per_case.csv"), report.PER_CASE_FIELDS, rows)
+        report.write_csv_atomic(os.path.join(target, "summary.csv"), report.summary_fields(region_list),
+                                report.summary_rows(summary, region_list, len(cases), len(skipped)))
+        with open(os.path.join(target, "summary.md"), "w") as f:
+            f.write(report.markdown_table(f"{trainer} ({dataset_name}, fold {fold})", summary, region_list,
+                                          len(cases), len(skipped)))
+        report.dice_heatmap(os.path.join(target, "dice_heatmap.png"), trainer, summary, region_list)
+        del predictor
+    if len(trainers) > 1:
+        with open(os.path.join(out, "comparison.md"), "w") as f:
+            f.write(report.comparison_table(summaries, region_list))
+        report.comparison_heatmap(os.path.join(out, "comparison.png"), summaries, region_list)
+    print(f"results in {out}")
+    return summaries
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments naming trained models, as nnU-Net's own commands spell them."""
+    p.add_argument("-d", required=True, help="dataset name or ID")
+    p.add_argument("-c", default="3d_fullres", help="configuration (default 3d_fullres)")
+    p.add_argument("-p", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
+    p.add_argument("-tr", nargs="+", required=True, help="one or more trainers, compared side by side")
+    p.add_argument("-f", default="0", help="fold (default 0)")
+    p.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name (default checkpoint_final.pth)")
+    p.add_argument("-device", default=None, choices=["cuda", "cpu", "mps"], help="default: cuda if available")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Dice/HD95 of nnU-Net models over all modality subsets "
+                                            "(CSV, Markdown, heatmaps in -o).")
+    add_model_arguments(p)
+    p.add_argument("-o", default=None, help="output folder (default $nnUNet_results/DATASET/mtg_evaluation/...)")
+    p.add_argument("--subsets", nargs="+", default=None, help='subsets to run, e.g. "T1ce+FLAIR" T2 full')
+    p.add_argument("-i", default=None, help="images folder (CASE_0000.nii.gz ...) instead of the fold's validation cases")
+    p.add_argument("-l", default=None, help="labels folder for -i (CASE.nii.gz)")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time mirroring (default: on with cuda, off on the CPU)")
+    p.add_argument("--save_predictions", action="store_true", help="also write every subset's segmentations")
+    a = p.parse_args(argv)
+    try:
+        run(a.d, a.tr, a.f if a.f == "all" else int(a.f), a.c, a.p, a.o,
+            torch.device(a.device) if a.device else None, a.subsets, a.i, a.l, a.mirror, a.chk, a.save_predictions)
+    except UserInputError as e:
+        sys.exit(f"nnUNetv2_mtg_evaluate: error: {e}")
+
+
+if __name__ == "__main__":
+    main()

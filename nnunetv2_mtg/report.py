@@ -1,0 +1,136 @@
+"""Tables and figures of a subset evaluation: per-case CSV, summary CSV, Markdown, Dice heatmaps.
+
+Rows are subsets in the papers' order with a final mean row; columns are regions (WT, TC, ET for BraTS).
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+PER_CASE_FIELDS = ("case", "subset", "region", "dice", "hd95")
+
+
+def write_csv_atomic(path: str, fields: tuple[str, ...], rows: list[dict]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(fields))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_csv(path: str) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def summarise(rows: list[dict], subsets: list[str], regions: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    """{subset: {region: (mean dice, mean hd95)}} over cases, plus the 'mean' row over subsets."""
+    out = {}
+    for s in subsets:
+        out[s] = {}
+        for r in regions:
+            sel = [row for row in rows if row["subset"] == s and row["region"] == r]
+            out[s][r] = (float(np.mean([float(x["dice"]) for x in sel])), float(np.mean([float(x["hd95"]) for x in sel])))
+    out["mean"] = {r: (float(np.mean([out[s][r][0] for s in subsets])), float(np.mean([out[s][r][1] for s in subsets])))
+                   for r in regions}
+    return out
+
+
+def summary_rows(summary: dict, regions: list[str], n_cases: int, n_skipped: int) -> list[dict]:
+    rows = []
+    for subset, values in summary.items():
+        row = {"subset": subset, "cases": n_cases, "skipped_no_label": n_skipped}
+        for r in regions:
+            row[f"dice_{r}"], row[f"hd95_{r}"] = round(values[r][0], 4), round(values[r][1], 2)
+        row["dice_mean"] = round(float(np.mean([values[r][0] for r in regions])), 4)
+        rows.append(row)
+    return rows
+
+
+def summary_fields(regions: list[str]) -> tuple[str, ...]:
+    return ("subset", "cases", "skipped_no_label", *[f"dice_{r}" for r in regions],
+            *[f"hd95_{r}" for r in regions], "dice_mean")
+
+
+def markdown_table(title: str, summary: dict, regions: list[str], n_cases: int, n_skipped: int) -> str:
+    lines = [f"## {title}", "", f"{n_cases} cases" + (f" ({n_skipped} without labels skipped)" if n_skipped else ""),
+             "", "| subset | " + " | ".join(f"Dice {r}" for r in regions) + " | Dice mean | "
+             + " | ".join(f"HD95 {r}" for r in regions) + " |",
+             "| --- |" + " ---: |" * (2 * len(regions) + 1)]
+    for subset, values in summary.items():
+        name = f"**{subset}**" if subset == "mean" else subset
+        dice = [f"{100 * values[r][0]:.2f}" for r in regions]
+        mean = f"{100 * np.mean([values[r][0] for r in regions]):.2f}"
+        hd = [f"{values[r][1]:.2f}" for r in regions]
+        lines.append(f"| {name} | " + " | ".join(dice) + f" | {mean} | " + " | ".join(hd) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_table(summaries: dict[str, dict], regions: list[str]) -> str:
+    """Dice of every trainer side by side, and each trainer's difference to the first one."""
+    names = list(summaries)
+    base = names[0]
+    header = ["subset"] + [f"{r} {t}" for r in regions for t in names] + \
+             [f"{r} Δ {t}" for r in regions for t in names[1:]]
+    lines = ["## Dice side by side (x100); Δ = trainer minus " + base, "",
+             "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    for subset in summaries[base]:
+        cells = [f"**{subset}**" if subset == "mean" else subset]
+        cells += [f"{100 * summaries[t][subset][r][0]:.2f}" for r in regions for t in names]
+        cells += [f"{100 * (summaries[t][subset][r][0] - summaries[base][subset][r][0]):+.2f}"
+                  for r in regions for t in names[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _heatmap(ax, matrix: np.ndarray, rows: list[str], cols: list[str], title: str, cmap: str, vmin, vmax):
+    im = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_title(title)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=8)
+    return im
+
+
+def dice_heatmap(path: str, title: str, summary: dict, regions: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(summary)
+    matrix = np.array([[100 * summary[s][r][0] for r in regions] for s in rows])
+    fig, ax = plt.subplots(figsize=(2 + 1.2 * len(regions), 1 + 0.4 * len(rows)))
+    fig.colorbar(_heatmap(ax, matrix, rows, regions, title, "viridis", 0, 100), ax=ax, label="Dice x100")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def comparison_heatmap(path: str, summaries: dict[str, dict], regions: list[str]) -> None:
+    """One Dice heatmap per trainer, then the difference of each to the first."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summaries)
+    rows = list(summaries[names[0]])
+    panels = len(names) + len(names) - 1
+    fig, axes = plt.subplots(1, panels, figsize=(panels * (1.5 + 1.0 * len(regions)), 1 + 0.4 * len(rows)),
+                             squeeze=False)
+    dice = {t: np.array([[100 * summaries[t][s][r][0] for r in regions] for s in rows]) for t in names}
+    for k, t in enumerate(names):
+        _heatmap(axes[0, k], dice[t], rows if k == 0 else [""] * len(rows), regions, t, "viridis", 0, 100)
+    for k, t in enumerate(names[1:]):
+        diff = dice[t] - dice[names[0]]
+        lim = max(1.0, float(np.abs(diff).max()))
+        _heatmap(axes[0, len(names) + k], diff, [""] * len(rows), regions, f"{t}\nminus {names[0]}", "RdBu", -lim, lim)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
