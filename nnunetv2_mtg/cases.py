@@ -6,6 +6,7 @@ fold does not fit) for all subsets and all trainers.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import warnings
@@ -46,8 +47,6 @@ def validation_cases(dataset_name: str, fold: int, dataset_json: dict) -> list[C
     if not os.path.isfile(splits_file):
         raise UserInputError(f"{splits_file} does not exist: nnU-Net writes it when training starts. Train a fold "
                              f"first, or pass -i IMAGES -l LABELS.")
-    import json
-
     with open(splits_file) as f:
         splits = json.load(f)
     if not 0 <= fold < len(splits):
@@ -160,8 +159,6 @@ class Models:
 def open_models(dataset: str, trainers: list[str], plans: str, configuration: str, fold, checkpoint: str,
                 out: str | None, tool: str) -> Models:
     """Check every trainer is trained and `out` (default $nnUNet_results/DATASET/<tool>/...) is writable."""
-    import json
-
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
