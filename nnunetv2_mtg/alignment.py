@@ -104,12 +104,11 @@ class AlignedUNet(nn.Module):
 
 def check_plans_network(plans: dict, configuration: str) -> None:
     """Fail before training starts (and before nnU-Net creates folders) on a network we cannot wrap."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
     from nnunetv2_mtg.env import UserInputError
 
-    cfg = plans["configurations"][configuration]
-    while "architecture" not in cfg and "inherits_from" in cfg:
-        cfg = plans["configurations"][cfg["inherits_from"]]
-    name = cfg.get("architecture", {}).get("network_class_name", "?").rsplit(".", 1)[-1]
+    name = PlansManager(plans).get_configuration(configuration).network_arch_class_name.rsplit(".", 1)[-1]
     if name not in SUPPORTED_NETWORKS:
         raise UserInputError(f"plans '{plans.get('plans_name')}' configuration '{configuration}' uses the network "
                              f"class {name}, which the alignment wrapper does not know. Supported: "

@@ -30,10 +30,10 @@ GAP_FIELDS = ("subset", "nmse", "cka", "cases")
 
 def bottleneck(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The representation compared by the gap report (see module docstring)."""
-    if isinstance(network, AlignedUNet):
+    bottleneck_stage = len(network.encoder.output_channels) - 1
+    if isinstance(network, AlignedUNet) and bottleneck_stage in network.stages:
         network(x)
-        stage = max(network.stages)
-        return network.latents[stage][0]
+        return network.latents[bottleneck_stage][0]
     captured = {}
     handle = network.encoder.register_forward_hook(lambda m, i, o: captured.setdefault("z", o[-1]))
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import torch
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_mtg.alignment import latent_channels, unwrap
 from nnunetv2_mtg.distillation import kd_loss, latent_kl
@@ -35,11 +36,8 @@ class DistillationMixin:
                                                           configuration, fold)
         student_latents = None
         if self.lambda_lat:
-            cfg = plans["configurations"][configuration]
-            while "architecture" not in cfg:
-                cfg = plans["configurations"][cfg["inherits_from"]]
-            student_latents = latent_channels(cfg["architecture"]["arch_kwargs"]["features_per_stage"],
-                                              self.aligned_stages)
+            arch = PlansManager(plans).get_configuration(configuration).network_arch_init_kwargs
+            student_latents = latent_channels(arch["features_per_stage"], self.aligned_stages)
         self.teacher_network = load_teacher(self.teacher_checkpoint, plans, configuration, dataset_json,
                                             student_latents)
         self._teacher_output = self._teacher_latents = None
