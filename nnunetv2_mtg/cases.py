@@ -110,6 +110,16 @@ class PreprocessedCases:
                 pickle.dump(props, f)
             os.replace(pkl + ".tmp", pkl)  # the properties file marks the case as done
 
+    def reference(self, case: Case) -> np.ndarray:
+        """The case's reference label map in image space, read once and kept on disk as small integers
+        (a validation fold of full-size references does not fit in memory either)."""
+        path = os.path.join(self.folder, case.name + "_reference.npy")
+        if not os.path.isfile(path):
+            seg = self.pm.image_reader_writer_class().read_seg(case.label)[0][0]
+            np.save(path + ".tmp.npy", seg.astype(np.min_scalar_type(int(seg.max()))))
+            os.replace(path + ".tmp.npy", path)
+        return np.load(path)
+
     def load(self, case: Case) -> tuple[torch.Tensor, dict]:
         npy, pkl = self._paths(case)
         with open(pkl, "rb") as f:

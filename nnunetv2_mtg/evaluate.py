@@ -46,7 +46,6 @@ def evaluate_trainer(predictor, store: PreprocessedCases, cases: list[Case], sub
         json.dump(cache_key, f, indent=1)
 
     rw = predictor.plans_manager.image_reader_writer_class()
-    references = {}
     rows = []
     todo = [s for s in subsets if not os.path.isfile(os.path.join(cache_dir, _safe(s.name) + ".csv"))]
     bar = tqdm(total=len(todo) * len(cases), desc=f"{predictor.trainer_name}: subsets x cases")
@@ -62,14 +61,12 @@ def evaluate_trainer(predictor, store: PreprocessedCases, cases: list[Case], sub
             logits = predictor.predict_logits_from_preprocessed_data(data * mask.view(-1, *([1] * (data.ndim - 1))))
             seg = convert_predicted_logits_to_segmentation_with_correct_shape(
                 logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager, props)
-            if case.name not in references:
-                references[case.name] = rw.read_seg(case.label)[0][0]
             if save_predictions:
                 folder = os.path.join(save_predictions, _safe(subset.name))
                 os.makedirs(folder, exist_ok=True)
                 rw.write_seg(seg, os.path.join(folder, case.name + predictor.dataset_json["file_ending"]), props)
             spacing = tuple(props["spacing"])
-            for region, (d, h) in score_case(seg, references[case.name], regions, spacing).items():
+            for region, (d, h) in score_case(seg, store.reference(case), regions, spacing).items():
                 subset_rows.append({"case": case.name, "subset": subset.name, "region": region,
                                     "dice": f"{d:.6f}", "hd95": f"{h:.4f}"})
             bar.update()
