@@ -27,7 +27,7 @@ class LossWithTerms(nn.Module):
         self.seg_loss = seg_loss
         self.is_training = is_training
         self.terms = terms
-        self.last_terms: dict[str, float] = {}
+        self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(self, output, target) -> torch.Tensor:
         total = self.seg_loss(output, target)
