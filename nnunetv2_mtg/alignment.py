@@ -1,13 +1,17 @@
-"""Anchor alignment: Gaussian heads on encoder stages of nnU-Net's U-Nets, and the KL to N(0, I).
+"""Anchor alignment: Gaussian heads on encoder stages of nnU-Net's U-Nets, the KL to N(0, I), and the
+wrapper that also puts a modality stem (stem.py) in front of the encoder.
 
 The wrapper keeps nnU-Net's `encoder` and `decoder` as its own direct submodules, so state_dict
-keys stay those of the stock network (plus `align.*`) and nnU-Net's
+keys stay those of the stock network (plus `align.*` and `stem.*`) and nnU-Net's
 `set_deep_supervision_enabled` (which sets `network.decoder.deep_supervision`) keeps working.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+from nnunetv2_mtg.stem import ModalityStem
 
 SUPPORTED_NETWORKS = ("PlainConvUNet", "ResidualEncoderUNet")
 
@@ -31,10 +35,14 @@ class AlignmentHead(nn.Module):
         return self.mu(h), self.logvar(h)
 
 
-def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, I)) in closed form, averaged over batch, channels and voxels."""
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float = 0.0) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) in closed form: per channel averaged over batch and voxels, each channel's
+    value raised to at least `free_bits` nats (Kingma et al. 2016), then averaged over channels. With free bits
+    a stage may keep that much information per channel at no cost, so the KL cannot be satisfied only by
+    emptying the stage; with 0 it is the plain mean over batch, channels and voxels."""
     mu, logvar = mu.float(), logvar.float()
-    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).mean()
+    kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
+    return kl.transpose(0, 1).flatten(1).mean(1).clamp_min(free_bits).mean()
 
 
 def kl_between_gaussians(mu_p: torch.Tensor, logvar_p: torch.Tensor,
@@ -53,28 +61,36 @@ def latent_channels(features_per_stage: list[int], stages: tuple[int, ...]) -> d
 
 
 class AlignedUNet(nn.Module):
-    """nnU-Net's U-Net with alignment heads on chosen encoder stages (negative = from the bottleneck).
+    """nnU-Net's U-Net with alignment heads on chosen encoder stages (negative = from the bottleneck) and,
+    optionally, a modality stem in front of its encoder (which then takes the stem's width as input).
 
     In training the decoder consumes z = mu + sigma * eps at an aligned stage, in eval z = mu; other
     skips are unchanged. `latents` holds {stage: (mu, logvar)} of the last forward pass, for the
     losses and the modality-gap report.
     """
 
-    def __init__(self, network: nn.Module, stages: tuple[int, ...] = (-1,)):
+    def __init__(self, network: nn.Module, stages: tuple[int, ...] = (-1,), free_bits: float = 0.0,
+                 stem: ModalityStem | None = None):
         super().__init__()
         name = type(network).__name__
         if name not in SUPPORTED_NETWORKS:
             raise ValueError(f"the alignment wrapper does not know the network class {name} (from the plans' "
                              f"network_class_name). Supported: {', '.join(SUPPORTED_NETWORKS)}.")
+        if free_bits < 0:
+            raise ValueError(f"free_bits must be >= 0, got {free_bits}")
+        self.stem = stem
         self.encoder = network.encoder
         self.decoder = network.decoder
         channels = latent_channels(self.encoder.output_channels, stages)
         self.stages = tuple(channels)
+        self.free_bits = free_bits
         self.align = nn.ModuleDict({str(s): AlignmentHead(c, self.encoder.conv_op) for s, c in channels.items()})
         self.latents: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._kl: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor):
+        if self.stem is not None:
+            x = self.stem(x)
         skips = list(self.encoder(x))
         latents = {}
         for s in self.stages:
@@ -87,18 +103,19 @@ class AlignedUNet(nn.Module):
         self.latents = latents
         # in training the KL is computed here, inside the forward that nnU-Net torch.compiles on CUDA,
         # so its elementwise kernels are fused with the heads instead of launched one by one
-        self._kl = self._kl_to_anchor() if self.training else None
+        self._kl = self._kl_to_anchor() if self.training and self.stages else None
         return self.decoder(skips)
 
     def _kl_to_anchor(self) -> torch.Tensor:
-        return torch.stack([kl_to_standard_normal(mu, lv) for mu, lv in self.latents.values()]).mean()
+        return torch.stack([kl_to_standard_normal(mu, lv, self.free_bits) for mu, lv in self.latents.values()]).mean()
 
     def alignment_loss(self) -> torch.Tensor:
         """Mean over aligned stages of the KL of the last forward's latents to N(0, I)."""
         return self._kl if self._kl is not None else self._kl_to_anchor()
 
     def compute_conv_feature_map_size(self, input_size):
-        return self.encoder.compute_conv_feature_map_size(input_size) + \
+        stem = 0 if self.stem is None else self.stem.out_channels * int(np.prod(input_size))
+        return stem + self.encoder.compute_conv_feature_map_size(input_size) + \
             self.decoder.compute_conv_feature_map_size(input_size)
 
 

@@ -98,17 +98,33 @@ class PreprocessedCases:
         return os.path.join(self.folder, case.name + ".npy"), os.path.join(self.folder, case.name + ".pkl")
 
     def prepare(self, cases: list[Case]) -> None:
+        """Preprocess the cases not done yet (with their label, when they have one). A case whose channels are
+        all zero is refused: there is nothing to predict from."""
         from tqdm import tqdm
 
-        todo = [c for c in cases if not os.path.isfile(self._paths(c)[1])]
+        todo = [c for c in cases if not os.path.isfile(self._paths(c)[1])
+                or (c.label is not None and not os.path.isfile(self._seg_path(c)))]
         preprocessor = self.cm.preprocessor_class(verbose=False)
         for case in tqdm(todo, desc="preprocessing", disable=not todo):
-            data, _, props = preprocessor.run_case(list(case.images), None, self.pm, self.cm, self.dataset_json)
+            data, seg, props = preprocessor.run_case(list(case.images), case.label, self.pm, self.cm,
+                                                     self.dataset_json)
+            if not np.any(data):
+                raise UserInputError(f"case {case.name}: every channel is zero everywhere ({', '.join(case.images)}); "
+                                     f"there is nothing to segment. Remove the case or fix its files.")
             npy, pkl = self._paths(case)
             np.save(npy, data.astype(np.float32))
+            if seg is not None:
+                np.save(self._seg_path(case), seg.astype(np.int8))
             with open(pkl + ".tmp", "wb") as f:
                 pickle.dump(props, f)
             os.replace(pkl + ".tmp", pkl)  # the properties file marks the case as done
+
+    def _seg_path(self, case: Case) -> str:
+        return os.path.join(self.folder, case.name + "_seg.npy")
+
+    def segmentation(self, case: Case) -> np.ndarray:
+        """The case's reference in preprocessed space (C=1, ...); -1 marks voxels nnU-Net cropped away."""
+        return np.load(self._seg_path(case))
 
     def reference(self, case: Case) -> np.ndarray:
         """The case's reference label map in image space, read once and kept on disk as small integers
@@ -166,9 +182,10 @@ class Models:
     out: str
 
 
-def open_models(dataset: str, trainers: list[str], plans: str, configuration: str, fold, checkpoint: str,
+def open_models(dataset: str, trainers: list[str], plans: str, configuration: str, folds: list, checkpoint: str,
                 out: str | None, tool: str) -> Models:
-    """Check every trainer is trained and `out` (default $nnUNet_results/DATASET/<tool>/...) is writable."""
+    """Check every trainer is trained on every fold and `out` (default $nnUNet_results/DATASET/<tool>/...) is
+    writable."""
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -177,8 +194,9 @@ def open_models(dataset: str, trainers: list[str], plans: str, configuration: st
         dataset_name = maybe_convert_to_dataset_name(dataset)
     except RuntimeError as e:
         raise UserInputError(str(e)) from None
-    folders = {t: check_trained(dataset_name, t, plans, configuration, fold, checkpoint) for t in trainers}
-    out = out or os.path.join(results, dataset_name, tool, f"{plans}__{configuration}__fold_{fold}")
+    folders = {t: check_trained(dataset_name, t, plans, configuration, f, checkpoint) for f in folds for t in trainers}
+    out = out or os.path.join(results, dataset_name, tool,
+                              f"{plans}__{configuration}__fold_{'_'.join(str(f) for f in folds)}")
     check_writable(out)
     first = folders[trainers[0]]
     with open(os.path.join(first, "dataset.json")) as f:

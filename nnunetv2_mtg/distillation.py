@@ -3,12 +3,17 @@
 Logit distillation uses only the full-resolution output (deep-supervision level 0): the lower levels
 are nnU-Net's auxiliary heads, and the teacher is run without deep supervision. The temperature-
 scaled divergences are multiplied by T^2 so their gradients keep the scale of the segmentation loss
-(Hinton et al.). The teacher is the target distribution in every KL: KL(teacher || student).
+(Hinton et al.), unless a trainer asks for the unscaled form (ProtoKD's own setting). The teacher is the
+target distribution in every KL: KL(teacher || student).
+
+The prototype term (ProtoKD, Wang et al. 2023) matches how every voxel's last decoder features relate to
+the class prototypes (the mean feature of each class in the sample), teacher against student.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from nnunetv2_mtg.alignment import kl_between_gaussians
 
@@ -30,13 +35,76 @@ def kd_sigmoid(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
     return kl.mean() * temperature ** 2
 
 
-def kd_loss(student_output, teacher_output: torch.Tensor, temperature: float, regions: bool) -> torch.Tensor:
-    """Distil the teacher's full-resolution output into the student's (a deep-supervision list or a tensor)."""
-    student = student_output[0] if isinstance(student_output, (list, tuple)) else student_output
-    return (kd_sigmoid if regions else kd_softmax)(student, teacher_output, temperature)
+def full_resolution(output):
+    """Level 0 of a deep-supervision list, or the tensor itself."""
+    return output[0] if isinstance(output, (list, tuple)) else output
+
+
+def kd_loss(student_output, teacher_output: torch.Tensor, temperature: float, regions: bool,
+            t_squared: bool = True) -> torch.Tensor:
+    """Distil the teacher's full-resolution output into the student's (a deep-supervision list or a tensor).
+    Without `t_squared` the divergence is not multiplied by T^2."""
+    kd = (kd_sigmoid if regions else kd_softmax)(full_resolution(student_output), teacher_output, temperature)
+    return kd if t_squared else kd / temperature ** 2
 
 
 def latent_kl(student_latents: dict, teacher_latents: dict) -> torch.Tensor:
     """KL(teacher || student) between the latent Gaussians, averaged over the aligned stages."""
     return torch.stack([kl_between_gaussians(*teacher_latents[s], *student_latents[s])
                         for s in student_latents]).mean()
+
+
+def stem_feature_distance(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance between the student's stem output (missing modalities already replaced by its
+    anchor) and the teacher's on the unmasked patch."""
+    return (student_features.float() - teacher_features.float()).square().mean()
+
+
+def class_masks(target, label_manager) -> torch.Tensor:
+    """(B, K, ...) bool masks of the classes whose prototypes are compared, from nnU-Net's full-resolution
+    target: every label (background included) for label training; for region training the background
+    (in no region) and each region."""
+    t = full_resolution(target)
+    if label_manager.has_regions:
+        regions = t.bool()
+        return torch.cat([~regions.any(1, keepdim=True), regions], 1)
+    labels = t[:, 0].long()
+    return torch.stack([labels == k for k in label_manager.all_labels if k != label_manager.ignore_label], 1)
+
+
+def prototype_similarity(features: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarity of every voxel's feature to every class prototype of its sample, (B, K, voxels), and
+    which (sample, class) pairs have voxels, (B, K). features (B, C, ...), masks (B, K, ...)."""
+    f = features.float().flatten(2)  # (B, C, N)
+    m = masks.flatten(2).to(f.dtype)  # (B, K, N)
+    counts = m.sum(2)
+    prototypes = torch.einsum("bcn,bkn->bkc", f, m) / counts.clamp_min(1)[..., None]
+    similarity = torch.einsum("bcn,bkc->bkn", F.normalize(f, dim=1, eps=1e-6), F.normalize(prototypes, dim=2, eps=1e-6))
+    return similarity, counts > 0
+
+
+def prototype_loss(student_features: torch.Tensor, teacher_features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the student's and the teacher's voxel-to-prototype similarity maps, over the
+    classes present in each sample (ProtoKD's code skips a class absent from any sample of the batch; here
+    only that sample's map is skipped)."""
+    s, present = prototype_similarity(student_features, masks)
+    t, _ = prototype_similarity(teacher_features, masks)
+    per_map = (s - t).square().mean(2)  # (B, K)
+    return (per_map * present).sum() / present.sum().clamp_min(1)
+
+
+class DecoderFeatureTap:
+    """Keeps the last decoder features of a U-Net (the input of its final segmentation layer) from each forward
+    pass, without changing the network or its state_dict."""
+
+    def __init__(self, network: nn.Module):
+        from nnunetv2_mtg.alignment import unwrap
+
+        self.features: torch.Tensor | None = None
+        self._handle = unwrap(network).decoder.seg_layers[-1].register_forward_pre_hook(self._keep)
+
+    def _keep(self, module, args) -> None:
+        self.features = args[0]
+
+    def clear(self) -> None:
+        self.features = None

@@ -16,7 +16,7 @@ import sys
 import torch
 from tqdm import tqdm
 
-from nnunetv2_mtg import report
+from nnunetv2_mtg import report, statistics
 from nnunetv2_mtg.cases import (Case, PreprocessedCases, default_device, drop_unlabelled, folder_cases,
                                 load_predictor, open_models, validation_cases)
 from nnunetv2_mtg.env import UserInputError
@@ -70,18 +70,25 @@ def evaluate_trainer(predictor, store: PreprocessedCases, cases: list[Case], sub
                 subset_rows.append({"case": case.name, "subset": subset.name, "region": region,
                                     "dice": f"{d:.6f}", "hd95": f"{h:.4f}"})
             bar.update()
-        report.write_csv_atomic(cached, report.PER_CASE_FIELDS, subset_rows)
+        report.write_csv_atomic(cached, report.SUBSET_FIELDS, subset_rows)
         rows += subset_rows
     bar.close()
     return rows
 
 
-def run(dataset: str, trainers: list[str], fold, configuration: str = "3d_fullres", plans: str = "nnUNetPlans",
+def run(dataset: str, trainers: list[str], folds: list, configuration: str = "3d_fullres", plans: str = "nnUNetPlans",
         out: str | None = None, device: torch.device | None = None, subset_names: list[str] | None = None,
         images: str | None = None, labels: str | None = None, mirror: bool | None = None,
-        checkpoint: str = "checkpoint_final.pth", save_predictions: bool = False) -> dict:
-    """Evaluate each trainer over the subsets; returns {trainer: summary}. Writes everything into `out`."""
-    m = open_models(dataset, trainers, plans, configuration, fold, checkpoint, out, "mtg_evaluation")
+        checkpoint: str = "checkpoint_final.pth", save_predictions: bool = False,
+        reference: str | None = None) -> dict:
+    """Evaluate each trainer over the subsets on every fold; returns {trainer: summary} pooled over cases x folds.
+    Writes everything into `out`; with several trainers also the paired comparison against `reference`."""
+    reference = reference or trainers[0]
+    if reference not in trainers:
+        raise UserInputError(f"--reference {reference} is not one of the trainers (-tr {' '.join(trainers)})")
+    if len(set(trainers)) != len(trainers) or len(set(folds)) != len(folds):
+        raise UserInputError("a trainer or fold is named twice")
+    m = open_models(dataset, trainers, plans, configuration, folds, checkpoint, out, "mtg_evaluation")
     dataset_name, folders, dataset_json, pm, cm, out = (m.dataset_name, m.folders, m.dataset_json, m.plans_manager,
                                                         m.configuration_manager, m.out)
     device = device or default_device()
@@ -91,44 +98,71 @@ def run(dataset: str, trainers: list[str], fold, configuration: str = "3d_fullre
     subsets = [s for s in all_subsets if s in subsets]  # papers' order whatever the command line said
     if images is None and labels is not None:
         raise UserInputError("-l needs -i (the images of those labels)")
-    if images is None and fold == "all":
+    if images is None and "all" in folds:
         raise UserInputError("fold 'all' has no validation cases: pass -i IMAGES -l LABELS")
-    cases = folder_cases(images, labels, dataset_json) if images else \
-        validation_cases(dataset_name, int(fold), dataset_json)
-    cases, skipped = drop_unlabelled(cases)
-    if not cases:
-        raise UserInputError("no case has a label file: nothing to score. Pass -l LABELS.")
+    cases_per_fold = {f: folder_cases(images, labels, dataset_json) if images else
+                      validation_cases(dataset_name, int(f), dataset_json) for f in folds}
+    skipped = set()
+    for f in folds:
+        cases_per_fold[f], missing = drop_unlabelled(cases_per_fold[f])
+        skipped.update(missing)
+        if not cases_per_fold[f]:
+            raise UserInputError("no case has a label file: nothing to score. Pass -l LABELS.")
     label_manager = pm.get_label_manager(dataset_json)
     regions = region_names(dataset_json, label_manager)
     region_list = [r for r, _ in regions]
     store = PreprocessedCases(os.path.join(out, "preprocessed"), pm, cm, dataset_json)
-    store.prepare(cases)
+    store.prepare(sorted({c for cases in cases_per_fold.values() for c in cases}, key=lambda c: c.name))
+    n_cases = len({c.name for cases in cases_per_fold.values() for c in cases})
 
-    summaries = {}
+    summaries, tables = {}, {}
     for trainer in trainers:
-        predictor = load_predictor(folders[trainer], fold, checkpoint, device, mirror)
-        ckpt = os.path.join(folders[trainer], f"fold_{fold}", checkpoint)
-        key = {"checkpoint": ckpt, "mtime": os.path.getmtime(ckpt), "mirror": mirror,
-               "cases": [c.name for c in cases], "images": images}
-        rows = evaluate_trainer(predictor, store, cases, subsets, regions, os.path.join(out, trainer, "cache"), key,
-                                os.path.join(out, trainer, "predictions") if save_predictions else None)
+        rows = []
+        for f in folds:
+            predictor = load_predictor(folders[trainer], f, checkpoint, device, mirror)
+            ckpt = os.path.join(folders[trainer], f"fold_{f}", checkpoint)
+            key = {"checkpoint": ckpt, "mtime": os.path.getmtime(ckpt), "mirror": mirror,
+                   "cases": [c.name for c in cases_per_fold[f]], "images": images}
+            target = os.path.join(out, trainer, f"fold_{f}")
+            fold_rows = evaluate_trainer(predictor, store, cases_per_fold[f], subsets, regions,
+                                         os.path.join(target, "cache"), key,
+                                         os.path.join(target, "predictions") if save_predictions else None)
+            rows += [{**r, "fold": str(f)} for r in fold_rows]
+            del predictor
         summary = report.summarise(rows, [s.name for s in subsets], region_list)
         summaries[trainer] = summary
+        tables[trainer] = statistics.dice_table(rows)
+        per_fold = statistics.fold_means(tables[trainer])
         target = os.path.join(out, trainer)
         report.write_csv_atomic(os.path.join(target, "per_case.csv"), report.PER_CASE_FIELDS, rows)
         report.write_csv_atomic(os.path.join(target, "summary.csv"), report.summary_fields(region_list),
-                                report.summary_rows(summary, region_list, len(cases), len(skipped)))
-        with open(os.path.join(target, "summary.md"), "w") as f:
-            f.write(report.markdown_table(f"{trainer} ({dataset_name}, fold {fold})", summary, region_list,
-                                          len(cases), len(skipped)))
+                                report.summary_rows(summary, region_list, n_cases, len(skipped), folds))
+        with open(os.path.join(target, "summary.md"), "w") as fh:
+            fh.write(report.markdown_table(f"{trainer} ({dataset_name}, fold {', '.join(map(str, folds))})", summary,
+                                           region_list, n_cases, len(skipped), per_fold))
         report.dice_heatmap(os.path.join(target, "dice_heatmap.png"), trainer, summary, region_list)
-        del predictor
     if len(trainers) > 1:
-        with open(os.path.join(out, "comparison.md"), "w") as f:
-            f.write(report.comparison_table(summaries, region_list))
-        report.comparison_heatmap(os.path.join(out, "comparison.png"), summaries, region_list)
+        ordered = [reference] + [t for t in trainers if t != reference]
+        differences = {t: {(s, r): statistics.paired_difference(tables[t], tables[reference], s, r)
+                           for s in [x.name for x in subsets] + [statistics.MEAN]
+                           for r in region_list + [statistics.MEAN]}
+                       for t in ordered[1:]}
+        with open(os.path.join(out, "comparison.md"), "w") as fh:
+            fh.write(report.comparison_table({t: summaries[t] for t in ordered}, region_list) + "\n" +
+                     report.paired_tables(differences, reference, region_list))
+        report.write_csv_atomic(os.path.join(out, "comparison.csv"), report.PAIRED_FIELDS,
+                                report.paired_rows(differences, reference))
+        report.comparison_heatmap(os.path.join(out, "comparison.png"), {t: summaries[t] for t in ordered}, region_list)
     print(f"results in {out}")
     return summaries
+
+
+def parse_folds(values: list[str]) -> list:
+    """nnU-Net's fold arguments: integers, or 'all'."""
+    try:
+        return [v if v == "all" else int(v) for v in values]
+    except ValueError:
+        raise UserInputError(f"folds must be integers or 'all', got {' '.join(values)}") from None
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -137,7 +171,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", default="3d_fullres", help="configuration (default 3d_fullres)")
     p.add_argument("-p", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
     p.add_argument("-tr", nargs="+", required=True, help="one or more trainers, compared side by side")
-    p.add_argument("-f", default="0", help="fold (default 0)")
+    p.add_argument("-f", nargs="+", default=["0"], help="fold(s) (default 0); several folds are pooled as repeats")
     p.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name (default checkpoint_final.pth)")
     p.add_argument("-device", default=None, choices=["cuda", "cpu", "mps"], help="default: cuda if available")
 
@@ -153,10 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time mirroring (default: on with cuda, off on the CPU)")
     p.add_argument("--save_predictions", action="store_true", help="also write every subset's segmentations")
+    p.add_argument("--reference", default=None, help="trainer the others are compared with (default: the first -tr)")
     a = p.parse_args(argv)
     try:
-        run(a.d, a.tr, a.f if a.f == "all" else int(a.f), a.c, a.p, a.o,
-            torch.device(a.device) if a.device else None, a.subsets, a.i, a.l, a.mirror, a.chk, a.save_predictions)
+        run(a.d, a.tr, parse_folds(a.f), a.c, a.p, a.o, torch.device(a.device) if a.device else None, a.subsets,
+            a.i, a.l, a.mirror, a.chk, a.save_predictions, a.reference)
     except UserInputError as e:
         sys.exit(f"nnUNetv2_mtg_evaluate: error: {e}")
 

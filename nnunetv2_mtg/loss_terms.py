@@ -15,11 +15,11 @@ import torch
 from nnunetv2.training.logging.nnunet_logger import LocalLogger
 from torch import nn
 
-Term = Callable[[Any], torch.Tensor]
+Term = Callable[[Any, Any], torch.Tensor]
 
 
 class LossWithTerms(nn.Module):
-    """total = seg_loss(output, target) + sum_k weight_k * term_k(output); `last_terms` holds the
+    """total = seg_loss(output, target) + sum_k weight_k * term_k(output, target); `last_terms` holds the
     unweighted values of the last training call, for logging."""
 
     def __init__(self, seg_loss: nn.Module, is_training: Callable[[], bool], terms: dict[str, tuple[float, Term]]):
@@ -35,7 +35,7 @@ class LossWithTerms(nn.Module):
             return total
         values = {}
         for name, (weight, term) in self.terms.items():
-            value = term(output)
+            value = term(output, target)
             values[name] = value.detach()
             if weight != 0:
                 total = total + weight * value
@@ -114,15 +114,13 @@ def log_epoch_terms(trainer, train_outputs: list[dict]) -> None:
 
 class LossTermsMixin:
     """Trainer wiring for extra loss terms: wraps nnU-Net's loss, reports the terms from train_step,
-    logs them per epoch. A trainer lists `loss_terms` and returns {name: (weight, fn(output))} from
-    `loss_term_functions()`."""
-
-    loss_terms: tuple[str, ...] = ()
+    logs them per epoch. A trainer returns {name: (weight, fn(output, target))} from `loss_term_functions()`;
+    the functions are only called in training steps, so they may use what `initialize` builds."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.logger.local_logger = LossTermLogger(self.loss_terms)
+        self.logger.local_logger = LossTermLogger(list(self.loss_term_functions()))
 
     def loss_term_functions(self) -> dict[str, tuple[float, Term]]:
         return {}

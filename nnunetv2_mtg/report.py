@@ -9,7 +9,10 @@ import os
 
 import numpy as np
 
-PER_CASE_FIELDS = ("case", "subset", "region", "dice", "hd95")
+SUBSET_FIELDS = ("case", "subset", "region", "dice", "hd95")  # one fold's cached subset
+PER_CASE_FIELDS = ("case", "fold", "subset", "region", "dice", "hd95")
+PAIRED_FIELDS = ("trainer", "reference", "subset", "region", "difference", "ci_low", "ci_high", "p_value", "cases",
+                 "folds")
 
 
 def write_csv_atomic(path: str, fields: tuple[str, ...], rows: list[dict]) -> None:
@@ -39,10 +42,10 @@ def summarise(rows: list[dict], subsets: list[str], regions: list[str]) -> dict[
     return out
 
 
-def summary_rows(summary: dict, regions: list[str], n_cases: int, n_skipped: int) -> list[dict]:
+def summary_rows(summary: dict, regions: list[str], n_cases: int, n_skipped: int, folds: list) -> list[dict]:
     rows = []
     for subset, values in summary.items():
-        row = {"subset": subset, "cases": n_cases, "skipped_no_label": n_skipped}
+        row = {"subset": subset, "cases": n_cases, "folds": " ".join(map(str, folds)), "skipped_no_label": n_skipped}
         for r in regions:
             row[f"dice_{r}"], row[f"hd95_{r}"] = round(values[r][0], 4), round(values[r][1], 2)
         row["dice_mean"] = round(float(np.mean([values[r][0] for r in regions])), 4)
@@ -51,13 +54,22 @@ def summary_rows(summary: dict, regions: list[str], n_cases: int, n_skipped: int
 
 
 def summary_fields(regions: list[str]) -> tuple[str, ...]:
-    return ("subset", "cases", "skipped_no_label", *[f"dice_{r}" for r in regions],
+    return ("subset", "cases", "folds", "skipped_no_label", *[f"dice_{r}" for r in regions],
             *[f"hd95_{r}" for r in regions], "dice_mean")
 
 
-def markdown_table(title: str, summary: dict, regions: list[str], n_cases: int, n_skipped: int) -> str:
-    lines = [f"## {title}", "", f"{n_cases} cases" + (f" ({n_skipped} without labels skipped)" if n_skipped else ""),
-             "", "| subset | " + " | ".join(f"Dice {r}" for r in regions) + " | Dice mean | "
+def markdown_table(title: str, summary: dict, regions: list[str], n_cases: int, n_skipped: int,
+                   per_fold: dict | None = None) -> str:
+    """Dice and HD95 per subset; with several folds, Dice is the mean over cases x folds and the header gives
+    the per-fold means of the last row and their spread."""
+    note = f"{n_cases} cases" + (f" ({n_skipped} without labels skipped)" if n_skipped else "")
+    if per_fold and len(per_fold) > 1:
+        from nnunetv2_mtg.statistics import spread
+
+        values = list(per_fold.values())
+        note += (f"; folds {', '.join(map(str, per_fold))} pooled. Mean Dice over the subsets per fold: "
+                 + ", ".join(f"{100 * v:.2f}" for v in values) + f" (SD over folds {100 * spread(values):.2f})")
+    lines = [f"## {title}", "", note, "", "| subset | " + " | ".join(f"Dice {r}" for r in regions) + " | Dice mean | "
              + " | ".join(f"HD95 {r}" for r in regions) + " |",
              "| --- |" + " ---: |" * (2 * len(regions) + 1)]
     for subset, values in summary.items():
@@ -134,3 +146,50 @@ def comparison_heatmap(path: str, summaries: dict[str, dict], regions: list[str]
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _paired_cell(d) -> str:
+    return f"{100 * d.mean:+.2f} [{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}]"
+
+
+def _p(d) -> str:
+    return "n/a" if d.p_value != d.p_value else (f"{d.p_value:.2g}" if d.p_value >= 1e-4 else "<1e-4")
+
+
+def paired_tables(differences: dict, reference: str, regions: list[str]) -> str:
+    """Markdown: per subset, each trainer's mean Dice (over regions) minus the reference's with its 95% CI and
+    Wilcoxon p; then the mean over the subsets per region."""
+    from nnunetv2_mtg.statistics import MEAN
+
+    names = list(differences)
+    first = next(iter(differences.values()))
+    subsets = list(dict.fromkeys(s for s, _ in first))
+    any_d = next(iter(first.values()))
+    lines = [f"## Paired differences to {reference} (Dice x100, trainer minus reference)", "",
+             f"95% bootstrap CI over cases (resampling cases with all their folds), two-sided Wilcoxon signed-rank p "
+             f"over cases; {any_d.n_cases} cases x {any_d.n_folds} fold(s). Mean Dice over the regions:", "",
+             "| subset | " + " | ".join(f"Δ {t} [95% CI] | p" for t in names) + " |",
+             "| --- |" + " ---: | ---: |" * len(names)]
+    for s in subsets:
+        cells = [f"**{s}**" if s == MEAN else s]
+        for t in names:
+            d = differences[t][(s, MEAN)]
+            cells += [_paired_cell(d), _p(d)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean over the subsets, per region:", "",
+              "| trainer | " + " | ".join(f"Δ {r} [95% CI] | p" for r in regions + ["mean"]) + " |",
+              "| --- |" + " ---: | ---: |" * (len(regions) + 1)]
+    for t in names:
+        cells = [t]
+        for r in regions + [MEAN]:
+            d = differences[t][(MEAN, r)]
+            cells += [_paired_cell(d), _p(d)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_rows(differences: dict, reference: str) -> list[dict]:
+    return [{"trainer": t, "reference": reference, "subset": s, "region": r, "difference": round(d.mean, 6),
+             "ci_low": round(d.ci_low, 6), "ci_high": round(d.ci_high, 6), "p_value": d.p_value,
+             "cases": d.n_cases, "folds": d.n_folds}
+            for t, per in differences.items() for (s, r), d in per.items()]

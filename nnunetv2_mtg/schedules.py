@@ -1,8 +1,12 @@
-"""Training-length variants as mixins, so each trainer's `_smoke` / `_5epochs` / ... is a two-line subclass.
+"""Training-length variants, named the nnU-Net way (`_5epochs`, ...), for every trainer of ours.
 
 nnU-Net sets `num_epochs` and friends in `nnUNetTrainer.__init__`; these mixins overwrite them after it.
+`add_schedule_variants` defines `<trainer>_smoke`, `_5epochs`, `_50epochs` and `_250epochs` in a trainer
+module, so that every trainer has the same variants without a page of two-line classes per file.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -19,9 +23,18 @@ class FixedEpochs:
         self.num_epochs = self.epochs
 
 
-class SmokeSchedule:
+class NoTestTimeMirroring:
+    """Final validation without test-time mirroring (8x fewer forward passes: the slow part on a CPU)."""
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        out = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        self.inference_allowed_mirroring_axes = None
+        return out
+
+
+class SmokeSchedule(NoTestTimeMirroring):
     """A CPU check of the whole pipeline: 2 epochs x 10 iterations, 2 validation iterations, and a
-    final validation without test-time mirroring (the slow part on a CPU)."""
+    final validation without test-time mirroring."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -30,7 +43,44 @@ class SmokeSchedule:
         self.num_iterations_per_epoch = 10
         self.num_val_iterations_per_epoch = 2
 
-    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        out = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        self.inference_allowed_mirroring_axes = None
-        return out
+
+class FixedIterations(NoTestTimeMirroring):
+    """A budget of `iterations` training iterations (the accuracy experiment's `_<N>iters` variants): epochs of
+    at most nnU-Net's 250 iterations, 10 validation iterations per epoch (only nnU-Net's pseudo Dice uses them), a
+    checkpoint after every epoch so an interrupted run loses at most one,
+    and no test-time mirroring in the final validation (the experiment evaluates separately)."""
+
+    iterations: int = 250
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = math.ceil(self.iterations / 250)
+        self.num_iterations_per_epoch = math.ceil(self.iterations / self.num_epochs)
+        self.num_val_iterations_per_epoch = 10
+        self.save_every = 1
+
+
+SCHEDULES = {"_smoke": (SmokeSchedule, {}), "_5epochs": (FixedEpochs, {"epochs": 5}),
+             "_50epochs": (FixedEpochs, {"epochs": 50}), "_250epochs": (FixedEpochs, {"epochs": 250})}
+
+
+def variant(base: type, suffix: str, mixin: type, attributes: dict, module: str) -> type:
+    """The class `<base><suffix>(mixin, base)` with `attributes`, as if written in `module`."""
+    name = base.__name__ + suffix
+    return type(name, (mixin, base), {**attributes, "__module__": module, "__qualname__": name})
+
+
+def add_schedule_variants(namespace: dict, *trainers: type) -> None:
+    """Define the variants of SCHEDULES for each trainer in a module's namespace (pass `globals()`)."""
+    for base in trainers:
+        for suffix, (mixin, attributes) in SCHEDULES.items():
+            cls = variant(base, suffix, mixin, attributes, namespace["__name__"])
+            namespace[cls.__name__] = cls
+
+
+def add_iteration_variants(namespace: dict, iterations: int, *trainers: type) -> None:
+    """Define `<trainer>_<iterations>iters` for each trainer in a module's namespace."""
+    for base in trainers:
+        cls = variant(base, f"_{iterations}iters", FixedIterations, {"iterations": iterations}, namespace["__name__"])
+        namespace[cls.__name__] = cls

@@ -12,35 +12,38 @@ from contextlib import nullcontext
 import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunetv2_mtg.alignment import latent_channels, unwrap
-from nnunetv2_mtg.distillation import kd_loss, latent_kl
+from nnunetv2_mtg.alignment import unwrap
+from nnunetv2_mtg.distillation import kd_loss, latent_kl, stem_feature_distance
+from nnunetv2_mtg.forms import read_form
 from nnunetv2_mtg.masking import apply_mask
 from nnunetv2_mtg.teacher import find_teacher_checkpoint, load_teacher
 
 
 class DistillationMixin:
     """Put before an nnU-Net trainer that has LossTermsMixin. Class attributes: `teacher_trainer` (the
-    paired teacher's trainer name), `lambda_kd`, `kd_temperature`, and `lambda_lat` (latent KL; only for
-    aligned students)."""
+    paired teacher's trainer name), `lambda_kd`, `kd_temperature`, `kd_t_squared`, and `lambda_lat` (the
+    latent terms of aligned students: KL between the Gaussian heads' latents, distance between the stem
+    features; they need a teacher of the same alignment form)."""
 
     teacher_trainer: str
     lambda_kd = 1.0
     kd_temperature = 2.0
+    kd_t_squared = True
     lambda_lat = 0.0
     mask_in_data_loader = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         # everything about the teacher is checked before nnU-Net creates the output folder
+        arch = PlansManager(plans).get_configuration(configuration).network_arch_init_kwargs
+        self.form = read_form(type(self), arch, len(dataset_json["channel_names"]))
         self.teacher_checkpoint = find_teacher_checkpoint(type(self).__name__, self.teacher_trainer, plans,
                                                           configuration, fold)
-        student_latents = None
-        if self.lambda_lat:
-            arch = PlansManager(plans).get_configuration(configuration).network_arch_init_kwargs
-            student_latents = latent_channels(arch["features_per_stage"], self.aligned_stages)
-        self.teacher_network = load_teacher(self.teacher_checkpoint, plans, configuration, dataset_json,
-                                            student_latents)
-        self._teacher_output = self._teacher_latents = None
+        self.teacher_network = load_teacher(self.teacher_checkpoint, plans, configuration, fold, dataset_json,
+                                            (type(self).__name__, self.teacher_trainer, self.form)
+                                            if self.lambda_lat else None)
+        self._teacher_output = None
+        self._teacher_latents = self._teacher_stem = None
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.print_to_log_file(f"teacher: {self.teacher_checkpoint}")
 
@@ -56,18 +59,23 @@ class DistillationMixin:
         autocast = torch.autocast(self.device.type) if self.device.type == "cuda" else nullcontext()
         with torch.no_grad(), autocast:
             self._teacher_output = self.teacher_network(data)
-            self._teacher_latents = getattr(unwrap(self.teacher_network), "latents", None)
+            teacher = unwrap(self.teacher_network)
+            self._teacher_latents = getattr(teacher, "latents", None)
+            self._teacher_stem = teacher.stem.output if getattr(teacher, "stem", None) is not None else None
         try:
             return super().train_step({**batch, "data": apply_mask(data, masks)})
         finally:
-            self._teacher_output = self._teacher_latents = None
+            self._teacher_output = self._teacher_latents = self._teacher_stem = None
 
     def loss_term_functions(self) -> dict:
         terms = dict(super().loss_term_functions())
         regions = self.label_manager.has_regions
-        terms["kd"] = (self.lambda_kd,
-                       lambda output: kd_loss(output, self._teacher_output, self.kd_temperature, regions))
-        if self.lambda_lat:
-            terms["kl_latent"] = (self.lambda_lat,
-                                  lambda output: latent_kl(unwrap(self.network).latents, self._teacher_latents))
+        terms["kd"] = (self.lambda_kd, lambda output, target: kd_loss(output, self._teacher_output, self.kd_temperature,
+                                                                       regions, self.kd_t_squared))
+        if self.lambda_lat and self.form.stages:
+            terms["kl_latent"] = (self.lambda_lat, lambda output, target: latent_kl(unwrap(self.network).latents,
+                                                                                    self._teacher_latents))
+        if self.lambda_lat and self.form.stem_anchor:
+            terms["stem_latent"] = (self.lambda_lat, lambda output, target: stem_feature_distance(
+                unwrap(self.network).stem.output, self._teacher_stem))
         return terms

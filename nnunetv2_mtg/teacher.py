@@ -16,7 +16,7 @@ from torch import nn
 from nnunetv2_mtg.env import UserInputError
 
 TEACHER_ENV = "nnUNet_MTG_TEACHER"
-_SCHEDULE = re.compile(r"(_smoke|_\d+epochs)$")
+_SCHEDULE = re.compile(r"(_smoke|_\d+epochs|_\d+iters)$")
 
 
 def paired_teacher_name(student_class_name: str, teacher_trainer: str) -> str:
@@ -39,17 +39,21 @@ def find_teacher_checkpoint(student_class_name: str, teacher_trainer: str, plans
     from nnunetv2.paths import nnUNet_results
 
     teacher = paired_teacher_name(student_class_name, teacher_trainer)
-    dataset = plans["dataset_name"]
-    folder = os.path.join(nnUNet_results or "$nnUNet_results", dataset,
+    folder = os.path.join(nnUNet_results or "$nnUNet_results", plans["dataset_name"],
                           f"{teacher}__{plans['plans_name']}__{configuration}", f"fold_{fold}")
     path = os.path.join(folder, "checkpoint_final.pth")
     if not os.path.isfile(path):
-        dataset_id = dataset[7:10] if dataset.startswith("Dataset") else dataset
         raise UserInputError(
             f"{student_class_name} needs its trained teacher {teacher}, but {path} does not exist. Train it first:\n"
-            f"    nnUNetv2_train {dataset_id} {configuration} {fold} -tr {teacher} -p {plans['plans_name']}\n"
+            f"    {train_command(plans, configuration, fold, teacher)}\n"
             f"or set {TEACHER_ENV} to another teacher's checkpoint file or fold folder.")
     return path
+
+
+def train_command(plans: dict, configuration: str, fold, trainer: str) -> str:
+    dataset = plans["dataset_name"]
+    dataset_id = dataset[7:10] if dataset.startswith("Dataset") else dataset
+    return f"nnUNetv2_train {dataset_id} {configuration} {fold} -tr {trainer} -p {plans['plans_name']}"
 
 
 def _load_checkpoint(path: str) -> dict:
@@ -100,16 +104,36 @@ def check_compatible(teacher_init: dict, plans: dict, configuration: str, datase
                              ". Use a teacher trained on the same dataset and preprocessing.")
 
 
-def load_teacher(path: str, plans: dict, configuration: str, dataset_json: dict,
-                 student_latent_channels: dict[int, int] | None) -> nn.Module:
+def check_form(teacher_network: nn.Module, teacher_form, student_form, path: str, teacher_name: str,
+               command: str) -> None:
+    """A student with latent terms needs a teacher of its own alignment form and latent widths."""
+    from nnunetv2_mtg.alignment import latent_channels
+
+    problem = None
+    if teacher_form.structure != student_form.structure:
+        problem = f"has the alignment form '{teacher_form.name}', the student '{student_form.name}'"
+    else:
+        head = getattr(teacher_network, "align", {})
+        widths = {s: head[str(s)].mu.out_channels for s in teacher_form.stages}
+        if widths != latent_channels(student_form.widths, student_form.stages):
+            problem = (f"has aligned latents of widths {widths} (stage: channels), the student "
+                       f"{latent_channels(student_form.widths, student_form.stages)}")
+    if problem:
+        raise UserInputError(f"teacher {path} ({teacher_name}) {problem}; the student's latent terms need the same. "
+                             f"Train the paired teacher:\n    {command}\nor point {TEACHER_ENV} at a teacher of form "
+                             f"'{student_form.name}' (or use a student with lambda_lat = 0).")
+
+
+def load_teacher(path: str, plans: dict, configuration: str, fold, dataset_json: dict,
+                 form_check: tuple[str, str, object] | None) -> nn.Module:
     """Build the teacher's network from its own trainer and plans, load its weights, freeze it (eval,
-    no gradients). `student_latent_channels` ({stage: channels}) asks for an aligned teacher whose latents
-    match the student's."""
+    no gradients). `form_check` = (student class name, paired teacher trainer, student's AlignmentForm) asks
+    for a teacher of the student's alignment form."""
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunetv2_mtg.alignment import AlignedUNet
+    from nnunetv2_mtg.forms import read_form
 
     ckpt = _load_checkpoint(path)
     init = ckpt["init_args"]
@@ -117,18 +141,18 @@ def load_teacher(path: str, plans: dict, configuration: str, dataset_json: dict,
     pm = PlansManager(init["plans"])
     cm = pm.get_configuration(init["configuration"])
     trainer_class = recursive_find_trainer_class_by_name(ckpt["trainer_name"])
+    if trainer_class is None:
+        raise UserInputError(f"teacher {path} was trained with {ckpt['trainer_name']}, which nnU-Net cannot find. Add "
+                             f"the folder of its trainer class to nnUNet_extTrainer.")
+    n_in = determine_num_input_channels(pm, cm, init["dataset_json"])
     network = trainer_class.build_network_architecture(
-        pm, cm, determine_num_input_channels(pm, cm, init["dataset_json"]),
-        pm.get_label_manager(init["dataset_json"]).num_segmentation_heads, enable_deep_supervision=False)
+        pm, cm, n_in, pm.get_label_manager(init["dataset_json"]).num_segmentation_heads, enable_deep_supervision=False)
     network.load_state_dict(ckpt["network_weights"])
-    if student_latent_channels is not None:
-        teacher_latents = ({s: network.align[str(s)].mu.out_channels for s in network.stages}
-                           if isinstance(network, AlignedUNet) else {})
-        if teacher_latents != student_latent_channels:
-            raise UserInputError(
-                f"teacher {path} ({ckpt['trainer_name']}) has aligned latents {teacher_latents or 'none'} "
-                f"(stage: channels), the student {student_latent_channels}; the latent KL needs the same. Use an "
-                f"MTG teacher with the same encoder widths and aligned_stages, or a student with lambda_lat = 0.")
+    if form_check is not None:
+        student_name, teacher_trainer, student_form = form_check
+        command = train_command(plans, configuration, fold, paired_teacher_name(student_name, teacher_trainer))
+        check_form(network, read_form(trainer_class, cm.network_arch_init_kwargs, n_in), student_form, path,
+                   ckpt["trainer_name"], command)
     network.eval()
     for p in network.parameters():
         p.requires_grad_(False)

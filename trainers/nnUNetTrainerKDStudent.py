@@ -4,7 +4,7 @@ nnUNetTrainerModalityDropout teacher of the same dataset, plans, configuration a
 loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
 """
 from nnunetv2_mtg.loss_terms import LossTermsMixin
-from nnunetv2_mtg.schedules import FixedEpochs, SmokeSchedule
+from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
 
@@ -14,23 +14,6 @@ class nnUNetTrainerKDStudent(DistillationMixin, LossTermsMixin, nnUNetTrainerMod
     p_full = 0.0
     lambda_kd = 1.0
     kd_temperature = 2.0
-    loss_terms = ("kd",)
-
-
-class nnUNetTrainerKDStudent_smoke(SmokeSchedule, nnUNetTrainerKDStudent):
-    pass
-
-
-class nnUNetTrainerKDStudent_5epochs(FixedEpochs, nnUNetTrainerKDStudent):
-    epochs = 5
-
-
-class nnUNetTrainerKDStudent_50epochs(FixedEpochs, nnUNetTrainerKDStudent):
-    epochs = 50
-
-
-class nnUNetTrainerKDStudent_250epochs(FixedEpochs, nnUNetTrainerKDStudent):
-    epochs = 250
 
 
 class nnUNetTrainerKDStudent_T1(nnUNetTrainerKDStudent):
@@ -47,3 +30,7 @@ class nnUNetTrainerKDStudent_T2(nnUNetTrainerKDStudent):
 
 class nnUNetTrainerKDStudent_FLAIR(nnUNetTrainerKDStudent):
     fixed_subset = "FLAIR"
+
+
+# nnUNetTrainerKDStudent_smoke, _5epochs, _50epochs, _250epochs
+add_schedule_variants(globals(), nnUNetTrainerKDStudent)

@@ -1,10 +1,12 @@
-"""The MTG student (DESIGN.md section 3): aligned like the teacher, sees missing modalities, learns from the
-frozen nnUNetTrainerMTGTeacher of the same dataset, plans, configuration and fold.
+"""MTG students (DESIGN.md section 3): aligned like their teacher, see missing modalities, learn from the frozen
+MTG teacher of the same form, dataset, plans, configuration and fold.
 
-loss = nnU-Net's loss + lambda_kd * KD(teacher logits) + lambda_lat * KL(teacher latent || student latent)
-       + lambda_align * KL(student latent || N(0, I))
+loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
+       + lambda_lat * (KL(teacher latent || student latent) and/or the stem features' distance to the teacher's)
+       + lambda_align * (the student's own alignment terms)
 """
-from nnunetv2_mtg.schedules import FixedEpochs, SmokeSchedule
+from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, GaussianStemForm, MixtureStemForm
+from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import nnUNetTrainerMTGTeacher
 
@@ -16,23 +18,22 @@ class nnUNetTrainerMTGStudent(DistillationMixin, nnUNetTrainerMTGTeacher):
     kd_temperature = 2.0
     lambda_lat = 0.1
     lambda_align = 0.1
-    loss_terms = ("kd", "kl_latent", "kl_align")
 
 
-class nnUNetTrainerMTGStudent_smoke(SmokeSchedule, nnUNetTrainerMTGStudent):
-    pass
+class nnUNetTrainerMTGStudentBottleneck(BottleneckForm, nnUNetTrainerMTGStudent):
+    teacher_trainer = "nnUNetTrainerMTGTeacherBottleneck"
 
 
-class nnUNetTrainerMTGStudent_5epochs(FixedEpochs, nnUNetTrainerMTGStudent):
-    epochs = 5
+class nnUNetTrainerMTGStudentAllStages(AllStagesForm, nnUNetTrainerMTGStudent):
+    teacher_trainer = "nnUNetTrainerMTGTeacherAllStages"
 
 
-class nnUNetTrainerMTGStudent_50epochs(FixedEpochs, nnUNetTrainerMTGStudent):
-    epochs = 50
+class nnUNetTrainerMTGStudentMixture(MixtureStemForm, nnUNetTrainerMTGStudent):
+    teacher_trainer = "nnUNetTrainerMTGTeacherMixture"
 
 
-class nnUNetTrainerMTGStudent_250epochs(FixedEpochs, nnUNetTrainerMTGStudent):
-    epochs = 250
+class nnUNetTrainerMTGStudentGaussian(GaussianStemForm, nnUNetTrainerMTGStudent):
+    teacher_trainer = "nnUNetTrainerMTGTeacherGaussian"
 
 
 # one student per single modality (as in the KD papers); each lands in its own nnU-Net output folder
@@ -50,3 +51,8 @@ class nnUNetTrainerMTGStudent_T2(nnUNetTrainerMTGStudent):
 
 class nnUNetTrainerMTGStudent_FLAIR(nnUNetTrainerMTGStudent):
     fixed_subset = "FLAIR"
+
+
+# <trainer>_smoke, _5epochs, _50epochs, _250epochs of each form
+add_schedule_variants(globals(), nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentBottleneck,
+                      nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture, nnUNetTrainerMTGStudentGaussian)

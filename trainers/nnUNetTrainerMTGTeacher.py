@@ -1,47 +1,73 @@
-"""The MTG teacher: modality masking + latent alignment to an N(0, I) anchor (DESIGN.md section 3).
+"""MTG teachers: modality masking + alignment to an anchor (DESIGN.md section 3), one trainer per form.
 
-loss = nnU-Net's loss + lambda_align * KL(q(z | x * m) || N(0, I)) at the aligned encoder stages.
+loss = nnU-Net's loss + lambda_align * (KL(q(z | x * m) || N(0, I)) at the aligned encoder stages
+                                        and/or the stem anchor loss)
+
+`nnUNetTrainerMTGTeacher` is the default form; the named forms are
+`...Bottleneck` (Gaussian head on the bottleneck), `...AllStages` (on every stage, free bits),
+`...Mixture` and `...Gaussian` (modality stem with that anchor kind).
 """
 import torch
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunetv2_mtg.alignment import AlignedUNet, check_plans_network, unwrap
+from nnunetv2_mtg.alignment import check_plans_network, unwrap
+from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, GaussianStemForm, MixtureStemForm, input_channels, \
+    read_form, wrap
 from nnunetv2_mtg.loss_terms import LossTermsMixin
-from nnunetv2_mtg.schedules import FixedEpochs, SmokeSchedule
+from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
 
 
 class nnUNetTrainerMTGTeacher(LossTermsMixin, nnUNetTrainerModalityDropout):
+    # the default form (nnunetv2_mtg/forms.py lists the attributes; README says why this one)
+    aligned_stages = (-1,)
+    free_bits = 0.0
+    stem_anchor = None
     lambda_align = 0.1
-    aligned_stages = (-1,)  # encoder stages with an alignment head; -1 = bottleneck
-    loss_terms = ("kl_align",)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         check_plans_network(plans, configuration)
+        arch = PlansManager(plans).get_configuration(configuration).network_arch_init_kwargs
+        self.form = read_form(type(self), arch, len(dataset_json["channel_names"]))
         super().__init__(plans, configuration, fold, dataset_json, device)
+        self.print_to_log_file(f"alignment form: {self.form.name}")
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> AlignedUNet:
-        network = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
-                                                     num_output_channels, enable_deep_supervision)
-        return AlignedUNet(network, cls.aligned_stages)
+                                   num_output_channels: int, enable_deep_supervision: bool = True):
+        form = read_form(cls, configuration_manager.network_arch_init_kwargs, num_input_channels)
+        network = super().build_network_architecture(plans_manager, configuration_manager,
+                                                     input_channels(form, num_input_channels), num_output_channels,
+                                                     enable_deep_supervision)
+        return wrap(form, network, num_input_channels)
 
     def loss_term_functions(self) -> dict:
-        return {"kl_align": (self.lambda_align, lambda output: unwrap(self.network).alignment_loss())}
+        terms = {}
+        if self.form.stages:
+            terms["kl_align"] = (self.lambda_align, lambda output, target: unwrap(self.network).alignment_loss())
+        if self.form.stem_anchor:
+            terms["anchor_align"] = (self.lambda_align,
+                                     lambda output, target: unwrap(self.network).stem.alignment_loss())
+        return terms
 
 
-class nnUNetTrainerMTGTeacher_smoke(SmokeSchedule, nnUNetTrainerMTGTeacher):
+class nnUNetTrainerMTGTeacherBottleneck(BottleneckForm, nnUNetTrainerMTGTeacher):
     pass
 
 
-class nnUNetTrainerMTGTeacher_5epochs(FixedEpochs, nnUNetTrainerMTGTeacher):
-    epochs = 5
+class nnUNetTrainerMTGTeacherAllStages(AllStagesForm, nnUNetTrainerMTGTeacher):
+    pass
 
 
-class nnUNetTrainerMTGTeacher_50epochs(FixedEpochs, nnUNetTrainerMTGTeacher):
-    epochs = 50
+class nnUNetTrainerMTGTeacherMixture(MixtureStemForm, nnUNetTrainerMTGTeacher):
+    pass
 
 
-class nnUNetTrainerMTGTeacher_250epochs(FixedEpochs, nnUNetTrainerMTGTeacher):
-    epochs = 250
+class nnUNetTrainerMTGTeacherGaussian(GaussianStemForm, nnUNetTrainerMTGTeacher):
+    pass
+
+
+# <trainer>_smoke, _5epochs, _50epochs, _250epochs of each
+add_schedule_variants(globals(), nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherBottleneck,
+                      nnUNetTrainerMTGTeacherAllStages, nnUNetTrainerMTGTeacherMixture, nnUNetTrainerMTGTeacherGaussian)

@@ -4,7 +4,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_mtg.masking import ModalityMaskingTransform, insert_masking, sampler_for_dataset
 from nnunetv2_mtg.modalities import modality_names
-from nnunetv2_mtg.schedules import FixedEpochs, SmokeSchedule
+from nnunetv2_mtg.schedules import add_schedule_variants
 
 
 class nnUNetTrainerModalityDropout(nnUNetTrainer):
@@ -25,17 +25,5 @@ class nnUNetTrainerModalityDropout(nnUNetTrainer):
         return insert_masking(pipeline, ModalityMaskingTransform(self.subset_sampler))
 
 
-class nnUNetTrainerModalityDropout_smoke(SmokeSchedule, nnUNetTrainerModalityDropout):
-    pass
-
-
-class nnUNetTrainerModalityDropout_5epochs(FixedEpochs, nnUNetTrainerModalityDropout):
-    epochs = 5
-
-
-class nnUNetTrainerModalityDropout_50epochs(FixedEpochs, nnUNetTrainerModalityDropout):
-    epochs = 50
-
-
-class nnUNetTrainerModalityDropout_250epochs(FixedEpochs, nnUNetTrainerModalityDropout):
-    epochs = 250
+# nnUNetTrainerModalityDropout_smoke, _5epochs, _50epochs, _250epochs
+add_schedule_variants(globals(), nnUNetTrainerModalityDropout)

@@ -1,0 +1,296 @@
+"""Does alignment help? The whole accuracy experiment in one command, resumable.
+
+    python benchmarks/accuracy.py [--iterations 2000] [--folds 0 1 2] [--screening] [--device cpu|cuda]
+                                  [--trainers T ...] [-d ID] [--workspace DIR] [--results docs]
+
+Data: the phantom (made if absent: 40 training and 16 test cases), planned and preprocessed by stock nnU-Net,
+with the `cpu_tiny` preset on the CPU and nnU-Net's own plans on a GPU; or, with -d, any nnU-Net dataset of
+$nnUNet_raw that has imagesTs/labelsTs (then nnU-Net's own folders are used).
+Repeats: nnU-Net's folds (different splits and initialisations); every model is evaluated on the same test cases.
+Trainers: stock nnUNetTrainer, nnUNetTrainerModalityDropout, the MTG teacher of every form, the KD and ProtoKD
+students and the MTG student of every form, all with the same budget of --iterations training iterations
+(trainer variants `<trainer>_<N>iters`, written into the workspace). --screening trains fold 0 of everything and
+the other folds only of the baselines and of the MTG form whose student scores best on fold 0's own validation
+cases (the test cases are not used for that choice).
+Output: RESULTS.md and CSVs in --results (default docs/): mean Dice over the 15 subsets per trainer with its spread
+over folds, full-input Dice, paired differences (students against the KD student, teachers against modality
+dropout) with bootstrap CIs and Wilcoxon p, the per-subset table of the main comparison, the teachers' modality gap
+and bypass figures, the machine, the budget, the wall time and the command.
+Resuming: trained folds (checkpoint_final.pth), evaluated subsets and the gap report are kept in the workspace
+(default benchmarks/results/accuracy) and skipped when the command is run again; an interrupted training
+continues from its last epoch (`--c`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+BIN = os.path.dirname(sys.executable)
+PHANTOM_ID = 960
+FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian")
+STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerKDStudent",
+                               "nnUNetTrainerProtoKDStudent")
+TEACHERS = [STOCK, DROPOUT] + [f"nnUNetTrainerMTGTeacher{f}" for f in FORMS]
+STUDENTS = [KD, PROTOKD] + [f"nnUNetTrainerMTGStudent{f}" for f in FORMS]
+# where each trainer's class lives, for the iteration variants
+MODULES = {STOCK: "nnunetv2.training.nnUNetTrainer.nnUNetTrainer", DROPOUT: "nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout",
+           KD: "nnunetv2_mtg.trainers.nnUNetTrainerKDStudent", PROTOKD: "nnunetv2_mtg.trainers.nnUNetTrainerProtoKDStudent",
+           **{f"nnUNetTrainerMTGTeacher{f}": "nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher" for f in FORMS},
+           **{f"nnUNetTrainerMTGStudent{f}": "nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent" for f in FORMS}}
+
+
+def log(msg: str) -> None:
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def sh(args: list[str], logfile: str | None = None) -> None:
+    """Run an installed command; its output goes to `logfile` (the experiment's own lines stay readable)."""
+    exe = os.path.join(BIN, args[0])
+    if logfile:
+        os.makedirs(os.path.dirname(logfile), exist_ok=True)
+        with open(logfile, "a") as f:
+            f.write(f"\n$ {shlex.join(args)}\n")
+            f.flush()
+            proc = subprocess.run([exe] + args[1:], stdout=f, stderr=subprocess.STDOUT)
+    else:
+        proc = subprocess.run([exe] + args[1:], stdout=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {shlex.join(args)}" + (f"; see {logfile}" if logfile else ""))
+
+
+def variant(trainer: str, iterations: int) -> str:
+    return f"{trainer}_{iterations}iters"
+
+
+def write_variants(folder: str, trainers: list[str], iterations: int) -> None:
+    """The `<trainer>_<N>iters` classes, in a module of the workspace that nnUNet_extTrainer points at."""
+    os.makedirs(folder, exist_ok=True)
+    lines = ['"""Written by benchmarks/accuracy.py: the same training budget for every trainer."""',
+             "from nnunetv2_mtg.schedules import add_iteration_variants"]
+    lines += [f"from {MODULES[t]} import {t}" for t in trainers]
+    lines.append(f"add_iteration_variants(globals(), {iterations}, {', '.join(trainers)})")
+    path = os.path.join(folder, f"accuracy_{iterations}iters.py")
+    text = "\n".join(lines) + "\n"
+    if not os.path.isfile(path) or open(path).read() != text:
+        with open(path, "w") as f:
+            f.write(text)
+
+
+def reuse_cache(src_out: str, dst_out: str, trainer: str, fold: int) -> None:
+    """Seed another evaluation's cache of a model and fold with one already computed (evaluate checks its key)."""
+    import shutil
+
+    src = os.path.join(src_out, trainer, f"fold_{fold}", "cache")
+    dst = os.path.join(dst_out, trainer, f"fold_{fold}", "cache")
+    if os.path.isdir(src) and not os.path.isdir(dst):
+        shutil.copytree(src, dst)
+
+
+class Experiment:
+    def __init__(self, a: argparse.Namespace):
+        self.a = a
+        self.ws = os.path.abspath(a.workspace)
+        if a.d is None:
+            for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+                os.environ[name] = os.path.join(self.ws, name)
+                os.makedirs(os.environ[name], exist_ok=True)
+        os.environ.setdefault("nnUNet_compile", "f" if a.device == "cpu" else "t")
+        os.environ.setdefault("nnUNet_def_n_proc", str(min(os.cpu_count() or 2, 8)))
+        os.environ.setdefault("nnUNet_n_proc_DA", str(min(os.cpu_count() or 2, 12)))
+        from nnunetv2_mtg.paths import trainers_folder
+
+        self.ext = os.path.join(self.ws, "trainers")
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join([trainers_folder(), self.ext])
+        self.dataset_id = a.d or PHANTOM_ID
+        self.durations: list[float] = []
+        self.jobs_total = 0
+        self.jobs_done = 0
+
+    # ---- data
+    def prepare_data(self) -> None:
+        from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+        if self.a.d is None and not os.path.isdir(os.path.join(os.environ["nnUNet_raw"],
+                                                               f"Dataset{PHANTOM_ID}_BraTSPhantom")):
+            log(f"making the phantom: {self.a.train_cases} training and {self.a.test_cases} test cases")
+            sh(["nnUNetv2_mtg_phantom", "-d", str(PHANTOM_ID), "-n", str(self.a.train_cases), "--test",
+                str(self.a.test_cases), "--seed", "0"], self.logfile("data"))
+        self.dataset = maybe_convert_to_dataset_name(int(self.dataset_id))
+        raw = os.path.join(os.environ["nnUNet_raw"], self.dataset)
+        self.images, self.labels = os.path.join(raw, "imagesTs"), os.path.join(raw, "labelsTs")
+        if not (os.path.isdir(self.images) and os.path.isdir(self.labels)):
+            raise SystemExit(f"{raw} needs imagesTs and labelsTs: every model is evaluated on the same test cases.")
+        pre = os.path.join(os.environ["nnUNet_preprocessed"], self.dataset)
+        if not os.path.isfile(os.path.join(pre, "nnUNetPlans.json")):
+            log("stock nnU-Net planning and preprocessing")
+            sh(["nnUNetv2_plan_and_preprocess", "-d", str(self.dataset_id), "-c", "3d_fullres",
+                "--verify_dataset_integrity"], self.logfile("data"))
+        self.plans = self.a.p or ("nnUNetPlans_cpu_tiny" if self.a.device == "cpu" else "nnUNetPlans")
+        if self.plans == "nnUNetPlans_cpu_tiny" and not os.path.isfile(os.path.join(pre, self.plans + ".json")):
+            sh(["nnUNetv2_mtg_plans", "-d", str(self.dataset_id), "--preset", "cpu_tiny"], self.logfile("data"))
+
+    def logfile(self, name: str) -> str:
+        return os.path.join(self.ws, "logs", name + ".log")
+
+    # ---- training
+    def fold_dir(self, trainer: str, fold: int) -> str:
+        return os.path.join(os.environ["nnUNet_results"], self.dataset,
+                            f"{variant(trainer, self.a.iterations)}__{self.plans}__3d_fullres", f"fold_{fold}")
+
+    def trained(self, trainer: str, fold: int) -> bool:
+        return os.path.isfile(os.path.join(self.fold_dir(trainer, fold), "checkpoint_final.pth"))
+
+    def train(self, trainer: str, fold: int) -> None:
+        self.jobs_done += 1
+        name = variant(trainer, self.a.iterations)
+        if self.trained(trainer, fold):
+            return
+        resume = os.path.isfile(os.path.join(self.fold_dir(trainer, fold), "checkpoint_latest.pth"))
+        log(f"[{self.jobs_done}/{self.jobs_total}] training {name} fold {fold}" + (" (resuming)" if resume else ""))
+        t0 = time.time()
+        sh(["nnUNetv2_train", str(self.dataset_id), "3d_fullres", str(fold), "-tr", name, "-p", self.plans,
+            "-device", self.a.device] + (["--c"] if resume else []), self.logfile(f"{name}_fold{fold}"))
+        self.durations.append(time.time() - t0)
+        left = sum(not self.trained(t, f) for t, f in self.planned)
+        eta = left * sum(self.durations) / len(self.durations)
+        log(f"    done in {self.durations[-1] / 60:.1f} min; {left} trainings left, about {eta / 3600:.1f} h")
+
+    def run_jobs(self, jobs: list[tuple[str, int]]) -> None:
+        # teachers first: a student needs its teacher of the same fold
+        for t, f in sorted(jobs, key=lambda j: (j[1], j[0] in STUDENTS)):
+            self.train(t, f)
+
+    # ---- evaluation
+    def evaluate(self, trainers: list[str], folds: list[int], out: str, reference: str | None = None,
+                 test_cases: bool = True) -> None:
+        log(f"evaluating {len(trainers)} model(s) x {len(folds)} fold(s) over all subsets -> {os.path.relpath(out)}")
+        args = ["nnUNetv2_mtg_evaluate", "-d", str(self.dataset_id), "-p", self.plans, "-device", self.a.device,
+                "-tr", *[variant(t, self.a.iterations) for t in trainers], "-f", *map(str, folds), "-o", out]
+        if test_cases:
+            args += ["-i", self.images, "-l", self.labels]
+        if reference:
+            args += ["--reference", variant(reference, self.a.iterations)]
+        sh(args, self.logfile("evaluation"))
+
+    def select_form(self) -> str:
+        """The MTG form whose fold-0 student has the best mean Dice over all subsets on fold 0's validation cases."""
+        path = os.path.join(self.ws, "selection.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                return json.load(f)["form"]
+        students = [f"nnUNetTrainerMTGStudent{f}" for f in FORMS]
+        out = os.path.join(self.ws, "selection")
+        self.evaluate(students, [0], out, test_cases=False)
+        scores = {f: self.mean_dice(os.path.join(out, variant(f"nnUNetTrainerMTGStudent{f}", self.a.iterations)))
+                  for f in FORMS}
+        best = max(scores, key=scores.get)
+        with open(path, "w") as f:
+            json.dump({"form": best, "mean_dice_on_fold0_validation": scores}, f, indent=1)
+        log(f"screening: best MTG form on fold 0's validation cases: {best} ({scores})")
+        return best
+
+    @staticmethod
+    def mean_dice(folder: str) -> float:
+        from nnunetv2_mtg.report import read_csv
+
+        row = [r for r in read_csv(os.path.join(folder, "summary.csv")) if r["subset"] == "mean"][0]
+        return float(row["dice_mean"])
+
+    # ---- the whole run
+    def run(self) -> None:
+        t_start = time.time()
+        self.prepare_data()
+        trainers = self.a.trainers or TEACHERS + STUDENTS
+        unknown = [t for t in trainers if t not in MODULES]
+        if unknown:
+            raise SystemExit(f"unknown trainers {unknown}; known: {', '.join(MODULES)}")
+        write_variants(self.ext, trainers, self.a.iterations)
+        folds = self.a.folds
+        if self.a.screening:
+            forms = [f for f in FORMS if f"nnUNetTrainerMTGStudent{f}" in trainers]
+            first = [(t, folds[0]) for t in trainers]
+            self.planned = list(first)
+            self.jobs_total = len(first) + 6 * (len(folds) - 1)  # the finalists' count, known after the choice
+            self.run_jobs(first)
+            best = self.select_form() if len(forms) > 1 else forms[0]
+            finalists = [t for t in trainers if t in (STOCK, DROPOUT, KD, PROTOKD)
+                         or t in (f"nnUNetTrainerMTGTeacher{best}", f"nnUNetTrainerMTGStudent{best}")]
+            rest = [(t, f) for f in folds[1:] for t in finalists]
+            self.planned += rest
+            self.jobs_total = len(self.planned)
+            self.run_jobs(rest)
+        else:
+            best, finalists = None, trainers
+            self.planned = [(t, f) for f in folds for t in trainers]
+            self.jobs_total = len(self.planned)
+            self.run_jobs(self.planned)
+
+        ev = os.path.join(self.ws, "evaluation")
+        groups = {"teachers": ([t for t in finalists if t in TEACHERS], DROPOUT),
+                  "students": ([t for t in finalists if t in STUDENTS], KD)}
+        for name, (group, reference) in groups.items():
+            if group:
+                self.evaluate(group, folds, os.path.join(ev, name), reference if reference in group else None)
+        if self.a.screening and len(folds) > 1:
+            screening = os.path.join(ev, "screening_fold0")
+            for name, (group, _) in groups.items():  # fold 0 of the finalists is evaluated already
+                for t in group:
+                    reuse_cache(os.path.join(ev, name), screening, variant(t, self.a.iterations), folds[0])
+            self.evaluate(trainers, folds[:1], screening)
+        gap_teachers = [variant(t, self.a.iterations) for t in trainers if t in TEACHERS]
+        gap_out = os.path.join(self.ws, "gap")
+        if not os.path.isfile(os.path.join(gap_out, "gap.md")):
+            log(f"modality gap and bypass check of {len(gap_teachers)} teachers (fold {folds[0]})")
+            sh(["nnUNetv2_mtg_gap", "-d", str(self.dataset_id), "-p", self.plans, "-device", self.a.device, "-tr",
+                *gap_teachers, "-f", str(folds[0]), "-i", self.images, "-l", self.labels, "-o", gap_out],
+               self.logfile("gap"))
+        from accuracy_report import write_results
+
+        wall = self.record_wall_time(time.time() - t_start)
+        path = write_results(self, trainers, finalists, best, groups, ev, gap_out, wall)
+        log(f"results in {path}")
+
+    def record_wall_time(self, seconds: float) -> float:
+        """Total wall time over every invocation of the experiment (it may be resumed several times)."""
+        path = os.path.join(self.ws, "wall_time.json")
+        total = json.load(open(path))["seconds"] if os.path.isfile(path) else 0.0
+        total += seconds
+        with open(path, "w") as f:
+            json.dump({"seconds": total}, f)
+        return total
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-d", type=int, default=None, help="an nnU-Net dataset with imagesTs/labelsTs instead of the phantom")
+    p.add_argument("-p", default=None, help="plans (default: nnUNetPlans_cpu_tiny on cpu, nnUNetPlans on cuda)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--iterations", type=int, default=2000, help="training iterations of every trainer (default 2000)")
+    p.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2], help="nnU-Net folds used as repeats")
+    p.add_argument("--trainers", nargs="+", default=None, help="a subset of the grid (default: all)")
+    p.add_argument("--screening", action="store_true", help="fold 0 of everything, the other folds only of the "
+                                                             "baselines and the best MTG form")
+    p.add_argument("--train-cases", type=int, default=40, help="phantom training cases (default 40)")
+    p.add_argument("--test-cases", type=int, default=16, help="phantom test cases (default 16)")
+    p.add_argument("--workspace", default=os.path.join(HERE, "results", "accuracy"))
+    p.add_argument("--results", default=os.path.join(REPO, "docs"), help="where RESULTS.md and its CSVs go")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = parse(argv)
+    a.command = "python benchmarks/accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    sys.path.insert(0, HERE)
+    Experiment(a).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""RESULTS.md and its CSVs from a finished (or partly finished) run of benchmarks/accuracy.py."""
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+from nnunetv2_mtg import statistics
+from nnunetv2_mtg.report import read_csv, write_csv_atomic
+
+SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
+                  "full_input_sd_over_folds", "per_fold_mean_dice")
+
+
+def _machine(device: str) -> str:
+    import nnunetv2  # noqa: F401
+    import torch
+    from importlib.metadata import version
+
+    where = torch.cuda.get_device_name() if device == "cuda" else f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
+    return f"{where}, torch {torch.__version__}, nnunetv2 {version('nnunetv2')}, Python {platform.python_version()}"
+
+
+def _commit() -> str:
+    import subprocess
+
+    proc = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
+
+
+def _short(name: str, iterations: int) -> str:
+    return name.removesuffix(f"_{iterations}iters")
+
+
+def _verdict(d: statistics.PairedDifference) -> str:
+    if d.ci_low > 0:
+        return "better (CI above 0)"
+    if d.ci_high < 0:
+        return "worse (CI below 0)"
+    return "no difference detectable (CI contains 0)"
+
+
+def summary_rows(per_case: str, trainer: str) -> list[dict]:
+    table = statistics.dice_table(read_csv(per_case))
+    full = max({k[2] for k in table if k[2] != statistics.MEAN}, key=lambda s: s.count("+"))
+    regions = sorted({k[3] for k in table if k[3] != statistics.MEAN}) + [statistics.MEAN]
+    rows = []
+    for r in regions:
+        per_fold = statistics.fold_means(table, statistics.MEAN, r)
+        full_fold = statistics.fold_means(table, full, r)
+        rows.append({"trainer": trainer, "folds": " ".join(map(str, per_fold)), "region": r,
+                     "mean_dice_15_subsets": round(float(np.mean(list(per_fold.values()))), 5),
+                     "sd_over_folds": round(statistics.spread(list(per_fold.values())), 5),
+                     "full_input_dice": round(float(np.mean(list(full_fold.values()))), 5),
+                     "full_input_sd_over_folds": round(statistics.spread(list(full_fold.values())), 5),
+                     "per_fold_mean_dice": " ".join(f"{v:.5f}" for v in per_fold.values())})
+    return rows
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v != v else f"{100 * v:.2f}"
+
+
+def write_results(exp, trainers: list[str], finalists: list[str], best: str | None, groups: dict, ev: str,
+                  gap_out: str, wall_seconds: float) -> str:
+    a = exp.a
+    it = a.iterations
+    out_dir = os.path.abspath(a.results)
+    csv_dir = os.path.join(out_dir, "accuracy")
+    os.makedirs(csv_dir, exist_ok=True)
+    lines = ["# Does alignment help? The accuracy experiment", "",
+             "Written by `benchmarks/accuracy.py`; every number below comes from the run described here.", "",
+             f"- command: `{a.command}`",
+             f"- data: {exp.dataset}, {len(os.listdir(exp.labels))} test cases (the same for every model), "
+             f"plans `{exp.plans}`, configuration 3d_fullres",
+             f"- budget: {it} training iterations per model (batch size of the plans), nnU-Net's folds "
+             f"{', '.join(map(str, a.folds))} as repeats (different training splits and initialisations)"
+             + (", screening: fold 0 of every trainer, the other folds of the baselines and the best MTG form "
+                f"(chosen on fold 0's validation cases: **{best}**)" if a.screening else ""),
+             f"- code: commit {_commit()} of nnunetv2-mtg",
+             f"- machine: {_machine(a.device)}",
+             f"- wall time: {wall_seconds / 3600:.1f} h (all invocations of the command together)",
+             "- Dice x100, mean over the cases; \"mean\" = mean of WT, TC, ET; spread = SD of the per-fold means", ""]
+
+    summary = []
+    lines += ["## Mean Dice over the 15 modality subsets, and with all modalities", "",
+              "| trainer | folds | WT | TC | ET | mean (SD over folds) | full input: mean (SD) |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, (group, _) in groups.items():
+        for t in group:
+            per_case = os.path.join(ev, name, f"{t}_{it}iters", "per_case.csv")
+            if not os.path.isfile(per_case):
+                continue
+            rows = summary_rows(per_case, t)
+            summary += rows
+            by = {r["region"]: r for r in rows}
+            m = by[statistics.MEAN]
+            lines.append(f"| {t} | {m['folds']} | " + " | ".join(_pct(by[r]["mean_dice_15_subsets"]) for r in
+                                                                  ("WT", "TC", "ET") if r in by) +
+                         f" | {_pct(m['mean_dice_15_subsets'])} ({_pct(m['sd_over_folds'])}) | "
+                         f"{_pct(m['full_input_dice'])} ({_pct(m['full_input_sd_over_folds'])}) |")
+    write_csv_atomic(os.path.join(csv_dir, "summary.csv"), SUMMARY_FIELDS, summary)
+
+    paired = []
+    lines += ["", "## Paired differences (mean over the 15 subsets)", "",
+              "Students against the KD student, teachers against modality dropout; 95% bootstrap CI over cases "
+              "(with all their folds), Wilcoxon signed-rank p over cases.", "",
+              "| trainer | reference | Δ WT | Δ TC | Δ ET | Δ mean [95% CI] | p | verdict |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name in groups:
+        comparison = os.path.join(ev, name, "comparison.csv")
+        if not os.path.isfile(comparison):
+            continue
+        rows = read_csv(comparison)
+        paired += rows
+        for t in dict.fromkeys(r["trainer"] for r in rows):
+            cell = {r["region"]: r for r in rows if r["trainer"] == t and r["subset"] == statistics.MEAN}
+            m = cell[statistics.MEAN]
+            d = statistics.PairedDifference(float(m["difference"]), float(m["ci_low"]), float(m["ci_high"]),
+                                            float(m["p_value"]), int(m["cases"]), int(m["folds"]))
+            lines.append(f"| {_short(t, it)} | {_short(m['reference'], it)} | "
+                         + " | ".join(f"{100 * float(cell[r]['difference']):+.2f}" for r in ("WT", "TC", "ET") if r in cell)
+                         + f" | {100 * d.mean:+.2f} [{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}] | {d.p_value:.2g} | "
+                           f"{_verdict(d)} |")
+    if paired:
+        write_csv_atomic(os.path.join(csv_dir, "paired.csv"), tuple(paired[0]), paired)
+
+    students = os.path.join(ev, "students", "comparison.md")
+    if os.path.isfile(students):
+        lines += ["", "## Students per subset (the main comparison)", "",
+                  open(students).read().replace("## ", "### ").replace(f"_{it}iters", "")]
+    screening = os.path.join(ev, "screening_fold0", "comparison.md")
+    if os.path.isfile(screening):
+        lines += ["", "## Screening: every trainer on fold 0", "",
+                  open(screening).read().split("## Paired")[0].replace("## ", "### ").replace(f"_{it}iters", "")]
+    gap = os.path.join(gap_out, "gap.md")
+    if os.path.isfile(gap):
+        text = open(gap).read().replace(f"_{it}iters", "")
+        lines += ["", "## Modality gap and bypass check of the teachers (fold 0, test cases)", "",
+                  text.split("\n### ")[0].replace("## ", "### ")]
+        gap_rows = []
+        for t in trainers:
+            for f in ("bypass.csv", "gap.csv"):
+                path = os.path.join(gap_out, f"{t}_{it}iters", f)
+                if os.path.isfile(path):
+                    gap_rows += [{"trainer": t, "table": f[:-4], **r} for r in read_csv(path)]
+        fields = ("trainer", "table", "representation", "aligned", "subset", "nmse", "cka", "changed_fraction",
+                  "foreground_voxels", "cases")
+        write_csv_atomic(os.path.join(csv_dir, "gap.csv"), fields, gap_rows)
+    lines += ["", f"CSVs: `{os.path.relpath(csv_dir, out_dir)}/` (summary.csv, paired.csv, gap.csv); per-case tables "
+                  f"and heatmaps in the workspace ({os.path.relpath(exp.ws, os.path.dirname(out_dir))})."]
+    path = os.path.join(out_dir, "RESULTS.md")
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+    return path

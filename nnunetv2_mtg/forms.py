@@ -1,0 +1,136 @@
+"""The alignment forms of the MTG trainers (DESIGN.md section 3), read from a trainer's class attributes.
+
+A form says where the representation is pulled onto an anchor:
+- `aligned_stages`: encoder stages with a Gaussian head and the KL to N(0, I) (`(-1,)` the bottleneck,
+  `"all"` every stage the decoder reads, skips included), with `free_bits` nats per channel free of cost;
+- `stem_anchor`: a modality stem with learnable anchors in front of the encoder (`"mixture"` or
+  `"gaussian"`, see stem.py), `stem_channels_per_modality` features per modality (default: the first
+  stage's width divided among the modalities, at least 4), `anchor_sigma_floor` for the Gaussian anchor.
+The shipped trainers use one of these each; a subclass may combine them. The attributes are checked at
+trainer start, before nnU-Net creates any folder, so a typo in a user's subclass costs nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.stem import ANCHOR_KINDS, ModalityStem
+
+
+@dataclass(frozen=True)
+class AlignmentForm:
+    stages: tuple[int, ...]  # encoder stages (>= 0) with a Gaussian head
+    widths: tuple[int, ...]  # the encoder's features per stage
+    free_bits: float = 0.0
+    stem_anchor: str | None = None
+    stem_channels: int | None = None  # per modality; None without a stem
+    sigma_floor: float = 0.1
+
+    @property
+    def name(self) -> str:
+        parts = []
+        if self.stem_anchor:
+            parts.append(f"stem-{self.stem_anchor}")
+        if self.stages == tuple(range(len(self.widths))):
+            parts.append("all-stages")
+        elif self.stages == (len(self.widths) - 1,):
+            parts.append("bottleneck")
+        elif self.stages:
+            parts.append("stages-" + ",".join(map(str, self.stages)))
+        return "+".join(parts) or "none"
+
+    @property
+    def structure(self) -> tuple:
+        """What a student's latent terms need to equal its teacher's."""
+        return self.stages, self.stem_anchor, self.stem_channels
+
+
+def read_form(trainer_class: type, arch_kwargs: dict, num_modalities: int) -> AlignmentForm:
+    """The form a trainer class asks for on a network of these plans; UserInputError naming the class and
+    attribute when it cannot be built. Classes without the attributes (stock, dropout, KD) have form none."""
+    who = trainer_class.__name__
+    n = int(arch_kwargs["n_stages"])
+    stages = getattr(trainer_class, "aligned_stages", ())
+    if isinstance(stages, str):
+        if stages != "all":
+            raise UserInputError(f"{who}.aligned_stages = {stages!r}: say \"all\" or give a tuple of encoder stage "
+                                 f"indices (0..{n - 1}, or -1 for the bottleneck).")
+        stages = tuple(range(n))
+    try:
+        stages = tuple(sorted({int(s) for s in stages}))
+    except (TypeError, ValueError):
+        raise UserInputError(f"{who}.aligned_stages = {stages!r}: give a tuple of encoder stage indices or \"all\".") \
+            from None
+    bad = [s for s in stages if not -n <= s < n]
+    if bad:
+        raise UserInputError(f"{who}.aligned_stages: stage(s) {bad} do not exist in this {n}-stage encoder; valid are "
+                             f"0..{n - 1} (or -1..-{n} counted from the bottleneck) or \"all\".")
+    stages = tuple(sorted({s % n for s in stages}))
+    free_bits = float(getattr(trainer_class, "free_bits", 0.0))
+    if free_bits < 0:
+        raise UserInputError(f"{who}.free_bits = {free_bits}: must be >= 0 (nats per channel).")
+    anchor = getattr(trainer_class, "stem_anchor", None)
+    if anchor is not None and anchor not in ANCHOR_KINDS:
+        raise UserInputError(f"{who}.stem_anchor = {anchor!r}: unknown anchor kind; known are "
+                             f"{', '.join(map(repr, ANCHOR_KINDS))} (or None for no modality stem).")
+    floor = float(getattr(trainer_class, "anchor_sigma_floor", 0.1))
+    if floor <= 0:
+        raise UserInputError(f"{who}.anchor_sigma_floor = {floor}: must be > 0, or the Gaussian anchor's loss has "
+                             f"no lower bound.")
+    channels = None
+    if anchor is not None:
+        channels = getattr(trainer_class, "stem_channels_per_modality", None) or \
+            max(4, int(arch_kwargs["features_per_stage"][0]) // num_modalities)
+        if int(channels) < 1:
+            raise UserInputError(f"{who}.stem_channels_per_modality = {channels}: must be >= 1.")
+    return AlignmentForm(stages, tuple(int(w) for w in arch_kwargs["features_per_stage"]), free_bits, anchor, None if channels is None else int(channels), floor)
+
+
+def input_channels(form: AlignmentForm, num_modalities: int) -> int:
+    """What nnU-Net's encoder takes: the modalities, or the stem's output when there is a stem."""
+    return num_modalities if form.stem_anchor is None else num_modalities * form.stem_channels
+
+
+def wrap(form: AlignmentForm, network: nn.Module, num_modalities: int) -> nn.Module:
+    """nnU-Net's network (built for `input_channels`) with the form's stem and heads around it."""
+    from nnunetv2_mtg.alignment import AlignedUNet
+
+    stem = None
+    if form.stem_anchor is not None:
+        e = network.encoder
+        stem = ModalityStem(num_modalities, form.stem_channels, form.stem_anchor, e.conv_op, e.norm_op,
+                            e.norm_op_kwargs, e.nonlin, e.nonlin_kwargs, form.sigma_floor)
+    return AlignedUNet(network, form.stages, form.free_bits, stem)
+
+
+class BottleneckForm:
+    """Gaussian head and KL on the bottleneck only (the first form; measured to collapse, docs/results.md)."""
+
+    aligned_stages = (-1,)
+    free_bits = 0.0
+    stem_anchor = None
+
+
+class AllStagesForm:
+    """Gaussian heads and KL on every encoder stage the decoder reads, each channel with free bits."""
+
+    aligned_stages = "all"
+    free_bits = 0.5
+    stem_anchor = None
+
+
+class MixtureStemForm:
+    """Modality stem; a missing modality is replaced by the learnable mixture of the present ones."""
+
+    aligned_stages = ()
+    stem_anchor = "mixture"
+
+
+class GaussianStemForm:
+    """Modality stem; every modality's features are pulled onto a learnable per-channel Gaussian, a missing
+    modality is replaced by its mean."""
+
+    aligned_stages = ()
+    stem_anchor = "gaussian"
