@@ -39,6 +39,11 @@ def _spatial(t: torch.Tensor, ndim: int) -> torch.Tensor:
     return t.view(*t.shape, *([1] * (ndim - t.ndim)))
 
 
+def _per_channel(t: torch.Tensor, ndim: int) -> torch.Tensor:
+    """(F,) -> (1, 1, F, 1, ...): one value per feature channel, shared by samples, modalities and voxels."""
+    return t.view(1, 1, -1, *([1] * (ndim - 3)))
+
+
 class MixtureAnchor(nn.Module):
     """a = sum_m w_m f_m over the present modalities, w = softmax of learnable logits restricted to them."""
 
@@ -74,12 +79,12 @@ class GaussianAnchor(nn.Module):
         return self.sigma_floor + F.softplus(self.raw_sigma)
 
     def forward(self, features: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        return _spatial(self.mu.to(features.dtype), features.ndim - 1)[None]  # (1, 1, F, 1, ...)
+        return _per_channel(self.mu.to(features.dtype), features.ndim)
 
     def loss(self, features: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         f = features.float()
-        mu = _spatial(self.mu.float(), f.ndim - 1)[None]
-        sigma = _spatial(self.sigma().float(), f.ndim - 1)[None]
+        mu = _per_channel(self.mu.float(), f.ndim)
+        sigma = _per_channel(self.sigma().float(), f.ndim)
         nll = 0.5 * ((f - mu) / sigma).square() + torch.log(sigma) + 0.5 * math.log(2 * math.pi)
         per_modality = nll.flatten(2).mean(2)  # (B, M)
         return (per_modality * present).sum() / present.sum()
