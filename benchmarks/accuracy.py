@@ -18,7 +18,9 @@ dropout) with bootstrap CIs and Wilcoxon p, the per-subset table of the main com
 and bypass figures, the machine, the budget, the wall time and the command.
 Resuming: trained folds (checkpoint_final.pth), evaluated subsets and the gap report are kept in the workspace
 (default benchmarks/results/accuracy) and skipped when the command is run again; an interrupted training
-continues from its last epoch (`--c`).
+continues from its last epoch (`--c`). A run with `--folds 0` (everything on one fold, evaluated and reported) can
+be extended later by `--folds 0 1 2 --screening` in the same workspace: fold 0 is neither retrained nor
+re-evaluated.
 """
 from __future__ import annotations
 
@@ -241,8 +243,8 @@ class Experiment:
                 self.evaluate(group, folds, os.path.join(ev, name), reference if reference in group else None)
         if self.a.screening and len(folds) > 1:
             screening = os.path.join(ev, "screening_fold0")
-            for name, (group, _) in groups.items():  # fold 0 of the finalists is evaluated already
-                for t in group:
+            for t in trainers:  # fold 0 of a model evaluated before (pooled, or in a fold-0 run) is reused
+                for name in groups:
                     reuse_cache(os.path.join(ev, name), screening, variant(t, self.a.iterations), folds[0])
             self.evaluate(trainers, folds[:1], screening)
         gap_teachers = [variant(t, self.a.iterations) for t in trainers if t in TEACHERS]

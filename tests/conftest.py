@@ -117,3 +117,36 @@ def ignores_flair(nnunet_env, phantom, mtg_teacher) -> str:
     assert zeroed >= 1
     torch.save(ckpt, path)
     return name
+
+
+@pytest.fixture(scope="session")
+def stock_tiny(nnunet_env, phantom) -> str:
+    """nnUNetTrainerTestTiny (stock nnU-Net network and loss, smoke schedule) trained on the phantom; its name."""
+    train(nnunet_env, phantom, "nnUNetTrainerTestTiny")
+    return "nnUNetTrainerTestTiny"
+
+
+@pytest.fixture(scope="session")
+def dropout_teacher(nnunet_env, phantom) -> str:
+    """nnUNetTrainerModalityDropout_smoke trained on the phantom (the KD and ProtoKD students' teacher)."""
+    train(nnunet_env, phantom, "nnUNetTrainerModalityDropout_smoke")
+    return fold_folder(nnunet_env, phantom, "nnUNetTrainerModalityDropout_smoke")
+
+
+@pytest.fixture(scope="session")
+def one_case(phantom, tmp_path_factory) -> str:
+    """A folder with the first test case only, for quick predictions."""
+    folder = tmp_path_factory.mktemp("one_case")
+    images = os.path.join(phantom["raw"], "imagesTs")
+    first = sorted(os.listdir(images))[0].rsplit("_", 1)[0]
+    for f in sorted(os.listdir(images)):
+        if f.startswith(first + "_"):
+            shutil.copy(os.path.join(images, f), folder / f)
+    return str(folder)
+
+
+def predict(env: dict, dataset: dict, trainer: str, images: str, out: str, *extra: str) -> subprocess.CompletedProcess:
+    """Stock nnUNetv2_predict, fold 0, cpu_tiny plans, on the CPU, without test-time mirroring."""
+    return run_cli(["nnUNetv2_predict", "-i", images, "-o", out, "-d", str(dataset["id"]), "-c", "3d_fullres",
+                    "-tr", trainer, "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu", "--disable_tta",
+                    "-npp", "1", "-nps", "1", *extra], env)

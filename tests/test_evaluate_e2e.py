@@ -10,7 +10,7 @@ import torch
 
 from conftest import run_cli
 from nnunetv2_mtg.alignment import AlignedUNet
-from nnunetv2_mtg.gap import modality_gap
+from nnunetv2_mtg.gap import Probe, bypass, modality_gap
 from nnunetv2_mtg.modalities import enumerate_subsets
 from test_alignment import _net
 from test_modalities import PAPER_ROWS
@@ -61,7 +61,7 @@ def test_fifteen_subsets_match_nnunet_and_cache(nnunet_env, phantom, mtg_teacher
     assert "Unlabelled" in p.stderr  # warned about
     summary = _rows(out / TEACHER / "summary.csv")
     assert [r["subset"] for r in summary] == PAPER_ROWS + ["mean"]
-    assert all(r["cases"] == "2" and r["skipped_no_label"] == "1" for r in summary)
+    assert all(r["cases"] == "2" and r["skipped_no_label"] == "1" and r["folds"] == "0" for r in summary)
     per_case = _rows(out / TEACHER / "per_case.csv")
     assert len(per_case) == 15 * 2 * 3 and {r["region"] for r in per_case} == {"WT", "TC", "ET"}
     md = (out / TEACHER / "summary.md").read_text()
@@ -78,7 +78,7 @@ def test_fifteen_subsets_match_nnunet_and_cache(nnunet_env, phantom, mtg_teacher
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-    full = out / TEACHER / "predictions" / "T1_T1ce_T2_FLAIR"
+    full = out / TEACHER / "fold_0" / "predictions" / "T1_T1ce_T2_FLAIR"
     regions = {"WT": (1, 2, 3), "TC": (2, 3), "ET": (3,)}
     for case in sorted(os.listdir(test_cases["labels"])):
         ours = sitk.GetArrayFromImage(sitk.ReadImage(str(full / case)))
@@ -97,7 +97,7 @@ def test_fifteen_subsets_match_nnunet_and_cache(nnunet_env, phantom, mtg_teacher
         assert flair[subset]["dice_mean"] == flair[subset + "+FLAIR"]["dice_mean"]
 
     # interrupted run: one subset's cache is gone; only that subset is recomputed
-    cache = out / TEACHER / "cache"
+    cache = out / TEACHER / "fold_0" / "cache"
     stamps = {f: os.path.getmtime(cache / f) for f in os.listdir(cache) if f.endswith(".csv")}
     os.remove(cache / "T2.csv")
     run_cli(cmd[:-1], nnunet_env)
@@ -118,19 +118,79 @@ def test_gap_orders_a_channel_ignoring_model():
     subsets = enumerate_subsets(["T1", "T1ce", "T2", "FLAIR"])
     gap_uses = modality_gap(uses, patches, subsets)
     gap_ignores = modality_gap(ignores, patches, subsets)
-    assert len(gap_uses) == 14 and "T1+T1ce+T2+FLAIR" not in gap_uses
-    assert gap_ignores["T1+T1ce+T2"][0] == pytest.approx(0.0, abs=1e-10)
-    assert gap_ignores["T1+T1ce+T2"][1] == pytest.approx(1.0, abs=1e-6)
-    assert gap_uses["T1+T1ce+T2"][0] > 1e-4 and gap_uses["T1+T1ce+T2"][1] < 1.0
-    # without FLAIR the ignoring model has no gap, the other one has: opposite order for that subset
-    assert gap_ignores["T1+T1ce+T2"][0] < gap_uses["T1+T1ce+T2"][0]
-    assert gap_uses["FLAIR"][0] > gap_uses["T1+T1ce+T2"][0]
+    assert list(gap_uses) == ["stage 0", "stage 1", "stage 2", "stage 3"]
+    for stage in gap_uses:  # every representation of a model that ignores FLAIR is unchanged without it
+        assert len(gap_uses[stage]) == 14 and "T1+T1ce+T2+FLAIR" not in gap_uses[stage]
+        assert gap_ignores[stage]["T1+T1ce+T2"][0] == pytest.approx(0.0, abs=1e-10)
+        assert gap_ignores[stage]["T1+T1ce+T2"][1] == pytest.approx(1.0, abs=1e-6)
+        assert gap_uses[stage]["T1+T1ce+T2"][0] > 1e-4 and gap_uses[stage]["T1+T1ce+T2"][1] < 1.0
+    assert gap_uses["stage 3"]["FLAIR"][0] > gap_uses["stage 3"]["T1+T1ce+T2"][0]
 
 
-def test_gap_cli(nnunet_env, mtg_teacher, ignores_flair, tmp_path):
-    run_cli(["nnUNetv2_mtg_gap", *MODEL, "-tr", TEACHER, ignores_flair, "-o", str(tmp_path)], nnunet_env)
-    teacher = {r["subset"]: r for r in _rows(tmp_path / TEACHER / "gap.csv")}
-    ignoring = {r["subset"]: r for r in _rows(tmp_path / ignores_flair / "gap.csv")}
-    assert len(teacher) == 14
-    assert float(ignoring["T1+T1ce+T2"]["nmse"]) < 1e-8 < float(teacher["T1+T1ce+T2"]["nmse"])
-    assert (tmp_path / "gap.png").stat().st_size > 1000 and "nmse" in (tmp_path / "gap.md").read_text()
+def _region_labels():
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+    return LabelManager({"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": 3},
+                        regions_class_order=[1, 2, 3])
+
+
+@pytest.mark.parametrize("kind", ["PlainConvUNet", "ResidualEncoderUNet"])
+def test_bypass_zero_for_an_ignored_stage_positive_for_a_needed_one(kind):
+    """A stock network built to ignore its bottleneck (the decoder's first transposed convolution has zero
+    weights): replacing the bottleneck changes no voxel; replacing stage 0 (a skip it needs) changes many."""
+    torch.manual_seed(0)
+    net = _net(kind, deep_supervision=False)
+    with torch.no_grad():
+        net.decoder.transpconvs[0].weight.zero_()
+        net.decoder.seg_layers[-1].bias.copy_(torch.tensor([0.2, 0.1, 0.0]))  # a foreground prediction to change
+    patches = [torch.randn(1, 4, 32, 32, 32) for _ in range(2)]
+    foregrounds = [torch.ones(32, 32, 32, dtype=torch.bool) for _ in patches]
+    result = bypass(net, patches, foregrounds, _region_labels())
+    assert set(result) == {"stage 0", "stage 1", "stage 2", "stage 3"}
+    assert result["stage 3"] == (0.0, 2 * 32 ** 3)
+    assert result["stage 0"][0] > 0.05
+    # the probe leaves the network as it was: no hook remains, the output is the stock one
+    assert not net.decoder._forward_pre_hooks and Probe(net).run(patches[0])[0].shape == (1, 3, 32, 32, 32)
+
+
+def test_bypass_replaces_the_stem_by_its_anchor():
+    """A stem network whose encoder sees only the anchor would predict the same for every input; replacing
+    the stem of a network that uses its modalities changes the prediction."""
+    from nnunetv2_mtg.forms import AlignmentForm, input_channels, wrap
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from test_alignment import COMMON, NETWORKS
+
+    arch = dict(COMMON, **NETWORKS["PlainConvUNet"][1])
+    form = AlignmentForm((), tuple(arch["features_per_stage"]), stem_anchor="gaussian", stem_channels=4)
+    torch.manual_seed(0)
+    inner = get_network_from_plans(NETWORKS["PlainConvUNet"][0], arch, ["conv_op", "norm_op", "dropout_op", "nonlin"],
+                                   input_channels(form, 4), 3, allow_init=True, deep_supervision=False)
+    net = wrap(form, inner, 4).eval()
+    probe = Probe(net)
+    assert probe.names[0] == "stem" and probe.aligned == {"stem"}
+    x = torch.randn(1, 4, 32, 32, 32)
+    _, reps = probe.run(x, replace="stem")
+    assert torch.equal(reps["stem"], net.stem.output)  # captured before the replacement
+    result = bypass(net, [x], [torch.ones(32, 32, 32, dtype=torch.bool)], _region_labels())
+    assert result["stem"][0] > 0.05
+
+
+def test_gap_cli(nnunet_env, phantom, mtg_teacher, ignores_flair, stock_tiny, tmp_path):
+    """The report on an aligned teacher and on a stock nnU-Net network (nnUNetTrainerTestTiny), stage by stage."""
+    images, labels = os.path.join(phantom["raw"], "imagesTs"), os.path.join(phantom["raw"], "labelsTs")
+    run_cli(["nnUNetv2_mtg_gap", *MODEL, "-tr", TEACHER, ignores_flair, "nnUNetTrainerTestTiny", "-o", str(tmp_path),
+             "-i", images, "-l", labels], nnunet_env)
+    teacher = {(r["representation"], r["subset"]): r for r in _rows(tmp_path / TEACHER / "gap.csv")}
+    ignoring = {(r["representation"], r["subset"]): r for r in _rows(tmp_path / ignores_flair / "gap.csv")}
+    assert len(teacher) == 4 * 14 and teacher[("stage 3", "T2")]["aligned"] == "True"
+    assert teacher[("stage 0", "T2")]["aligned"] == "False"
+    assert float(ignoring[("stage 3", "T1+T1ce+T2")]["nmse"]) < 1e-8 < float(teacher[("stage 3", "T1+T1ce+T2")]["nmse"])
+    stock = {r["representation"]: r for r in _rows(tmp_path / "nnUNetTrainerTestTiny" / "bypass.csv")}
+    assert list(stock) == ["stage 0", "stage 1", "stage 2", "stage 3"] and stock["stage 0"]["aligned"] == "False"
+    assert all(0 <= float(r["changed_fraction"]) <= 1 and int(r["foreground_voxels"]) > 0 for r in stock.values())
+    assert float(stock["stage 0"]["changed_fraction"]) > 0  # the decoder of a stock U-Net needs its top skip
+    md = (tmp_path / "gap.md").read_text()
+    assert "| nnUNetTrainerTestTiny | stage 0 | no |" in md and (tmp_path / "gap.png").stat().st_size > 1000
+    p = run_cli(["nnUNetv2_mtg_gap", *MODEL, "-tr", TEACHER, "-o", str(tmp_path / "x"), "-i", images], nnunet_env,
+                check=False)
+    assert p.returncode != 0 and "Pass -l LABELS" in p.stderr

@@ -19,9 +19,7 @@ def test_paths_cli():
     assert export.stdout.strip() == f"{trainers_folder()}{os.pathsep}/other"
 
 
-def test_stock_training_on_cpu_tiny(nnunet_env, phantom):
-    run_cli(["nnUNetv2_train", str(phantom["id"]), "3d_fullres", "0", "-tr", "nnUNetTrainerTestTiny",
-             "-p", "nnUNetPlans_cpu_tiny", "-device", "cpu"], nnunet_env)
+def test_stock_training_on_cpu_tiny(nnunet_env, phantom, stock_tiny):
     fold = os.path.join(nnunet_env["nnUNet_results"], phantom["name"],
                         "nnUNetTrainerTestTiny__nnUNetPlans_cpu_tiny__3d_fullres", "fold_0")
     ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)

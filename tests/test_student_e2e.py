@@ -21,10 +21,10 @@ def _results_snapshot(env):
 
 def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, tmp_path):
     before = _results_snapshot(nnunet_env)
-    # the KD student's paired teacher (nnUNetTrainerModalityDropout_smoke) was never trained
-    p = train(nnunet_env, phantom, "nnUNetTrainerKDStudent_smoke", check=False)
+    # the KD student's paired teacher (nnUNetTrainerModalityDropout_5epochs) was never trained
+    p = train(nnunet_env, phantom, "nnUNetTrainerKDStudent_5epochs", check=False)
     assert p.returncode != 0
-    assert (f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerModalityDropout_smoke "
+    assert (f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerModalityDropout_5epochs "
             f"-p nnUNetPlans_cpu_tiny") in p.stderr
 
     garbage = tmp_path / "garbage.pth"
@@ -52,7 +52,9 @@ def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, 
     ckpt["network_weights"] = {k: v for k, v in ckpt["network_weights"].items() if not k.startswith("align.")}
     torch.save(ckpt, tmp_path / "plain.pth")
     p = train(dict(nnunet_env, nnUNet_MTG_TEACHER=str(tmp_path / "plain.pth")), phantom, STUDENT, check=False)
-    assert p.returncode != 0 and "aligned latents none" in p.stderr
+    assert p.returncode != 0 and "has the alignment form 'none', the student 'bottleneck'" in p.stderr
+    assert f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerMTGTeacher_smoke -p nnUNetPlans_cpu_tiny" \
+        in p.stderr
 
     assert _results_snapshot(nnunet_env) == before  # nothing written, nothing removed
     assert not os.path.exists(fold_folder(nnunet_env, phantom, STUDENT))
@@ -95,8 +97,7 @@ def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_en
         shutil.move(tmp_path / "teacher_away", teacher_dir)
 
 
-def test_kd_student_with_dropout_teacher(nnunet_env, phantom):
-    train(nnunet_env, phantom, "nnUNetTrainerModalityDropout_smoke")
+def test_kd_student_with_dropout_teacher(nnunet_env, phantom, dropout_teacher):
     train(nnunet_env, phantom, "nnUNetTrainerKDStudent_smoke")
     ckpt = torch.load(os.path.join(fold_folder(nnunet_env, phantom, "nnUNetTrainerKDStudent_smoke"),
                                    "checkpoint_final.pth"), map_location="cpu", weights_only=False)

@@ -1,0 +1,104 @@
+"""Every alignment form and the ProtoKD baseline through stock nnUNetv2_train, --c and nnUNetv2_predict."""
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from PIL import Image
+
+from conftest import fold_folder, predict, run_cli, train
+
+FORMS = {"AllStages": ("align.", "kl_align", "kl_latent"), "Mixture": ("stem.", "anchor_align", "stem_latent"),
+         "Gaussian": ("stem.", "anchor_align", "stem_latent")}
+
+
+def _ckpt(fold):
+    return torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+
+
+def _check_prediction(out, one_case, phantom):
+    files = [f for f in os.listdir(out) if f.endswith(".nii.gz")]
+    assert len(files) == 1
+    pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(out, files[0])))
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(phantom["raw"], "labelsTs", files[0])))
+    assert pred.shape == ref.shape and set(np.unique(pred)) <= {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_form_teacher_and_student(nnunet_env, phantom, one_case, form, tmp_path):
+    prefix, align_term, latent_term = FORMS[form]
+    teacher, student = f"nnUNetTrainerMTGTeacher{form}_smoke", f"nnUNetTrainerMTGStudent{form}_smoke"
+    train(nnunet_env, phantom, teacher)
+    t_fold = fold_folder(nnunet_env, phantom, teacher)
+    t = _ckpt(t_fold)
+    assert any(k.startswith(prefix) for k in t["network_weights"])
+    values = t["logging"][f"train_{align_term}"]
+    assert len(values) == 2 and all(np.isfinite(values))
+    assert Image.open(os.path.join(t_fold, "progress.png")).size[1] == 7200  # the panel of the extra terms
+    log = "".join(open(os.path.join(t_fold, f)).read() for f in os.listdir(t_fold) if f.startswith("training_log"))
+    assert f"train_{align_term}" in log and "alignment form: " in log
+
+    train(nnunet_env, phantom, student)
+    s_fold = fold_folder(nnunet_env, phantom, student)
+    s = _ckpt(s_fold)
+    assert set(s["network_weights"]) == set(t["network_weights"])  # no teacher weights ride along
+    for term in ("kd", latent_term, align_term):
+        values = s["logging"][f"train_{term}"]
+        assert len(values) == 2 and all(np.isfinite(values)), term
+    assert s["logging"][f"train_{latent_term}"][0] > 0
+
+    out = tmp_path / "pred"
+    predict(nnunet_env, phantom, student, one_case, str(out))
+    _check_prediction(out, one_case, phantom)
+
+
+def test_stem_student_resumes(nnunet_env, phantom):
+    student = "nnUNetTrainerMTGStudentMixture_smoke"
+    fold = fold_folder(nnunet_env, phantom, student)
+    if not os.path.isfile(os.path.join(fold, "checkpoint_final.pth")):
+        train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherMixture_smoke")
+        train(nnunet_env, phantom, student)
+    before = _ckpt(fold)["logging"]["train_stem_latent"]
+    os.remove(os.path.join(fold, "checkpoint_final.pth"))
+    train(nnunet_env, phantom, student, "--c")
+    after = _ckpt(fold)
+    assert after["current_epoch"] == 2 and len(after["logging"]["train_stem_latent"]) == 2
+    assert after["logging"]["train_stem_latent"][0] == before[0]  # epoch 0 restored, not retrained
+
+
+def test_protokd_student(nnunet_env, phantom, dropout_teacher, one_case, tmp_path):
+    trainer = "nnUNetTrainerProtoKDStudent_smoke"
+    train(nnunet_env, phantom, trainer)
+    ckpt = _ckpt(fold_folder(nnunet_env, phantom, trainer))
+    assert not any(k.startswith(("align.", "stem.")) for k in ckpt["network_weights"])  # stock network
+    assert ckpt["init_args"]["dataset_json"]["labels"]
+    for term in ("kd", "proto"):
+        values = ckpt["logging"][f"train_{term}"]
+        assert len(values) == 2 and all(np.isfinite(values)) and values[0] > 0, term
+    out = tmp_path / "pred"
+    predict(nnunet_env, phantom, trainer, one_case, str(out))
+    _check_prediction(out, one_case, phantom)
+
+
+def test_form_errors_before_any_output(nnunet_env, phantom):
+    results = os.path.join(nnunet_env["nnUNet_results"], phantom["name"])
+    for trainer, message in (("nnUNetTrainerTestBadAnchor", "stem_anchor = 'gauss': unknown anchor kind"),
+                             ("nnUNetTrainerTestBadStage", r"stage(s) [9] do not exist")):
+        p = train(nnunet_env, phantom, trainer, check=False)
+        assert p.returncode != 0 and message in p.stderr and trainer in p.stderr
+        assert not os.path.exists(os.path.join(results, f"{trainer}__nnUNetPlans_cpu_tiny__3d_fullres"))
+
+    # a student whose teacher has another form: both forms and the command for the right teacher are named
+    student = "nnUNetTrainerMTGStudentGaussian_smoke"
+    teacher = fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherAllStages_smoke")
+    if not os.path.isfile(os.path.join(teacher, "checkpoint_final.pth")):
+        train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherAllStages_smoke")
+    before = sorted(os.listdir(results))
+    p = run_cli(["nnUNetv2_train", str(phantom["id"]), "3d_fullres", "1", "-tr", student, "-p", "nnUNetPlans_cpu_tiny",
+                 "-device", "cpu"], dict(nnunet_env, nnUNet_MTG_TEACHER=teacher), check=False)
+    assert p.returncode != 0
+    assert "has the alignment form 'all-stages', the student 'stem-gaussian'" in p.stderr
+    assert f"nnUNetv2_train {phantom['id']} 3d_fullres 1 -tr nnUNetTrainerMTGTeacherGaussian_smoke" in p.stderr
+    assert sorted(os.listdir(results)) == before
+    assert not os.path.exists(fold_folder(nnunet_env, phantom, student).replace("fold_0", "fold_1"))
