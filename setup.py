@@ -37,6 +37,7 @@ setup(
             "nnUNetv2_mtg_plans=nnunetv2_mtg.plans_presets:main",
             "nnUNetv2_mtg_evaluate=nnunetv2_mtg.evaluate:main",
             "nnUNetv2_mtg_gap=nnunetv2_mtg.gap:main",
+            "nnUNetv2_mtg_predict=nnunetv2_mtg.predict:main",
         ]
     },
 )

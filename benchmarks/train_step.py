@@ -18,12 +18,16 @@ import statistics
 import sys
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workspace import make_workspace, write_brats_like_plans  # noqa: E402  (sets nnU-Net's variables before nnunetv2 is imported)
 
-TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacher", "nnUNetTrainerKDStudent",
-            "nnUNetTrainerMTGStudent"]
-TEACHERS = ("nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacher")  # the students' paired teachers
+FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian")
+TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", *[f"nnUNetTrainerMTGTeacher{f}" for f in FORMS],
+            "nnUNetTrainerKDStudent", "nnUNetTrainerProtoKDStudent", *[f"nnUNetTrainerMTGStudent{f}" for f in FORMS]]
+# the students' paired teachers
+TEACHERS = ("nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacher", *[f"nnUNetTrainerMTGTeacher{f}" for f in FORMS])
 
 
 def _save_teachers(dataset: str, plans: str) -> None:
@@ -145,13 +149,21 @@ def main(argv: list[str] | None = None) -> dict:
     where = torch.cuda.get_device_name() if a.device == "cuda" else f"{os.cpu_count()} CPU cores"
     print(f"device {a.device} ({where}), torch {torch.__version__}, plans {plans}, compile {a.compile}, "
           f"{steps} steps after {a.warmup} warm-up")
-    print(f"{'trainer':34s} {'median s/step':>14s} {'time ratio':>10s} {'peak MiB':>9s} {'mem ratio':>9s}")
+    print("time ratio: median over the interleaved rounds of (trainer step / stock step), with the 10th-90th "
+          "percentile of those per-round ratios as its spread")
+    print(f"{'trainer':38s} {'median s/step':>14s} {'time ratio':>10s} {'p10-p90':>13s} {'peak MiB':>9s} "
+          f"{'mem ratio':>9s}")
     for name in a.trainers:
         med = statistics.median(times[name])
-        result[name] = {"median_step_s": med, "time_ratio": med / statistics.median(times[stock]),
+        per_round = np.array(times[name]) / np.array(times[stock])
+        result[name] = {"median_step_s": med, "time_ratio": float(np.median(per_round)),
+                        "time_ratio_p10": float(np.percentile(per_round, 10)),
+                        "time_ratio_p90": float(np.percentile(per_round, 90)),
                         "peak_memory_bytes": memory[name], "memory_ratio": memory[name] / memory[stock]}
         r = result[name]
-        print(f"{name:34s} {med:14.4f} {r['time_ratio']:10.3f} {memory[name] / 2**20:9.1f} {r['memory_ratio']:9.3f}")
+        spread = f"{r['time_ratio_p10']:.2f}-{r['time_ratio_p90']:.2f}"
+        print(f"{name:38s} {med:14.4f} {r['time_ratio']:10.3f} {spread:>13s} {memory[name] / 2**20:9.1f} "
+              f"{r['memory_ratio']:9.3f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=2)

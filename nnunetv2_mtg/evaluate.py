@@ -20,6 +20,7 @@ from nnunetv2_mtg import report, statistics
 from nnunetv2_mtg.cases import (Case, PreprocessedCases, default_device, drop_unlabelled, folder_cases,
                                 load_predictor, open_models, validation_cases)
 from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.masking import zero_channels
 from nnunetv2_mtg.metrics import region_names, score_case
 from nnunetv2_mtg.modalities import Subset, enumerate_subsets, find_subsets, modality_names
 
@@ -55,10 +56,9 @@ def evaluate_trainer(predictor, store: PreprocessedCases, cases: list[Case], sub
             rows += report.read_csv(cached)
             continue
         subset_rows = []
-        mask = torch.tensor(subset.mask, dtype=torch.float32)
         for case in cases:
             data, props = store.load(case)
-            logits = predictor.predict_logits_from_preprocessed_data(data * mask.view(-1, *([1] * (data.ndim - 1))))
+            logits = predictor.predict_logits_from_preprocessed_data(zero_channels(data, subset.mask))
             seg = convert_predicted_logits_to_segmentation_with_correct_shape(
                 logits, predictor.plans_manager, predictor.configuration_manager, predictor.label_manager, props)
             if save_predictions:

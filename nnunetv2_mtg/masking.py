@@ -70,6 +70,13 @@ def apply_mask(data: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return data * masks.view(*masks.shape, *([1] * (data.ndim - 2))).to(data.dtype)
 
 
+def zero_channels(data, present):
+    """One case (C, ...) with the channels not `present` set to exactly 0: a missing modality, after nnU-Net's
+    normalisation (the evaluation's subsets and the prediction tool's missing files)."""
+    keep = np.asarray(present, dtype=np.float32).reshape(-1, *([1] * (data.ndim - 1)))
+    return data * (torch.from_numpy(keep) if isinstance(data, torch.Tensor) else keep)
+
+
 def insert_masking(pipeline: BasicTransform, masking: BasicTransform) -> ComposeTransforms:
     """Put `masking` into nnU-Net's training pipeline after the spatial, intensity and mirror transforms,
     i.e. right before the segmentation bookkeeping that ends it (region conversion, deep-supervision

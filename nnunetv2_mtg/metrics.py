@@ -51,7 +51,11 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> float
 
 def region_names(dataset_json: dict, label_manager) -> list[tuple[str, object]]:
     """(display name, label or region) pairs to evaluate: the dataset's regions (WT/TC/ET for BraTS) when
-    it trains on regions, else each foreground label."""
+    it trains on regions, else each foreground label; a label-based dataset whose labels name the tumour
+    sub-regions also gets the BraTS regions WT, TC, ET (first, as every BraTS paper reports them), its labels
+    then appear as `label <name>`."""
+    from nnunetv2_mtg.brats import brats_regions
+
     names = {}
     for name, value in dataset_json["labels"].items():
         key = tuple(value) if isinstance(value, (list, tuple)) else value
@@ -60,7 +64,15 @@ def region_names(dataset_json: dict, label_manager) -> list[tuple[str, object]]:
         names[key] = BRATS_REGION_NAMES.get(name.lower(), name)
     if label_manager.has_regions:
         return [(names.get(tuple(r), str(r)), tuple(r)) for r in label_manager.foreground_regions]
-    return [(names.get(lbl, str(lbl)), lbl) for lbl in label_manager.foreground_labels]
+    per_label = [(names.get(lbl, str(lbl)), lbl) for lbl in label_manager.foreground_labels]
+    brats = brats_regions(dataset_json)
+    return brats + [(f"label {n}", lbl) for n, lbl in per_label] if brats else per_label
+
+
+def mean_regions(regions: list[str]) -> list[str]:
+    """The regions a "mean" Dice averages: WT, TC and ET where a dataset has them, else every region."""
+    brats = [r for r in regions if r in BRATS_REGION_NAMES.values()]
+    return brats if len(brats) == 3 else list(regions)
 
 
 def score_case(prediction: np.ndarray, reference: np.ndarray, regions: list[tuple[str, object]],

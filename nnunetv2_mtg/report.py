@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from nnunetv2_mtg.metrics import mean_regions
+
 SUBSET_FIELDS = ("case", "subset", "region", "dice", "hd95")  # one fold's cached subset
 PER_CASE_FIELDS = ("case", "fold", "subset", "region", "dice", "hd95")
 PAIRED_FIELDS = ("trainer", "reference", "subset", "region", "difference", "ci_low", "ci_high", "p_value", "cases",
@@ -48,7 +50,7 @@ def summary_rows(summary: dict, regions: list[str], n_cases: int, n_skipped: int
         row = {"subset": subset, "cases": n_cases, "folds": " ".join(map(str, folds)), "skipped_no_label": n_skipped}
         for r in regions:
             row[f"dice_{r}"], row[f"hd95_{r}"] = round(values[r][0], 4), round(values[r][1], 2)
-        row["dice_mean"] = round(float(np.mean([values[r][0] for r in regions])), 4)
+        row["dice_mean"] = round(float(np.mean([values[r][0] for r in mean_regions(regions)])), 4)
         rows.append(row)
     return rows
 
@@ -75,7 +77,7 @@ def markdown_table(title: str, summary: dict, regions: list[str], n_cases: int, 
     for subset, values in summary.items():
         name = f"**{subset}**" if subset == "mean" else subset
         dice = [f"{100 * values[r][0]:.2f}" for r in regions]
-        mean = f"{100 * np.mean([values[r][0] for r in regions]):.2f}"
+        mean = f"{100 * np.mean([values[r][0] for r in mean_regions(regions)]):.2f}"
         hd = [f"{values[r][1]:.2f}" for r in regions]
         lines.append(f"| {name} | " + " | ".join(dice) + f" | {mean} | " + " | ".join(hd) + " |")
     return "\n".join(lines) + "\n"

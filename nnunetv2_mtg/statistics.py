@@ -27,7 +27,10 @@ class PairedDifference:
 
 def dice_table(rows: list[dict], fold=None) -> dict[tuple, float]:
     """{(case, fold, subset, region): dice} from per-case rows (evaluate's per_case.csv), with the region MEAN
-    (per case and subset) and the subset MEAN (per case and region, over the subsets present) added."""
+    (per case and subset, over WT/TC/ET where the dataset has them) and the subset MEAN (per case and region, over
+    the subsets present) added."""
+    from nnunetv2_mtg.metrics import mean_regions
+
     table = {}
     for r in rows:
         table[(r["case"], r.get("fold", fold), r["subset"], r["region"])] = float(r["dice"])
@@ -37,7 +40,7 @@ def dice_table(rows: list[dict], fold=None) -> dict[tuple, float]:
     units = sorted({k[:2] for k in keys}, key=str)
     for case, f in units:
         for s in subsets:
-            table[(case, f, s, MEAN)] = float(np.mean([table[(case, f, s, r)] for r in regions]))
+            table[(case, f, s, MEAN)] = float(np.mean([table[(case, f, s, r)] for r in mean_regions(regions)]))
         for r in regions + [MEAN]:
             table[(case, f, MEAN, r)] = float(np.mean([table[(case, f, s, r)] for s in subsets]))
     return table

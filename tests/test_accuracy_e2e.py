@@ -1,0 +1,48 @@
+"""benchmarks/accuracy.py end to end on a tiny budget: files and table structure, and that a second run resumes."""
+import csv
+import os
+import subprocess
+import sys
+
+from conftest import BIN
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(env, ws, results):
+    args = [os.path.join(BIN, "python"), os.path.join(REPO, "benchmarks", "accuracy.py"), "-d", "950",
+            "--iterations", "10", "--folds", "0", "--trainers", "nnUNetTrainer", "nnUNetTrainerModalityDropout",
+            "--workspace", str(ws), "--results", str(results)]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
+    ws, results = tmp_path / "ws", tmp_path / "docs"
+    out = _run(nnunet_env, ws, results)
+    assert "[1/2] training nnUNetTrainer_10iters fold 0" in out and "[2/2] training" in out
+    assert "trainings left, about" in out  # the time estimate after the first training
+    md = (results / "RESULTS.md").read_text()
+    for heading in ("## Mean Dice over the 15 modality subsets", "## Paired differences",
+                    "## Modality gap and bypass check of the teachers"):
+        assert heading in md
+    assert "- budget: 10 training iterations per model" in md and "- command: `python benchmarks/accuracy.py -d 950" in md
+    assert "- wall time:" in md and "- machine:" in md
+    assert "| nnUNetTrainer | 0 |" in md and "| nnUNetTrainerModalityDropout | 0 |" in md
+    assert "| nnUNetTrainer | nnUNetTrainerModalityDropout |" in md  # teacher against modality dropout
+    with open(results / "accuracy" / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert {(r["trainer"], r["region"]) for r in summary} == {(t, r) for t in ("nnUNetTrainer",
+                                                                            "nnUNetTrainerModalityDropout")
+                                                            for r in ("WT", "TC", "ET", "mean")}
+    with open(results / "accuracy" / "paired.csv") as f:
+        paired = list(csv.DictReader(f))
+    assert len(paired) == 16 * 4 and all(float(r["ci_low"]) <= float(r["difference"]) <= float(r["ci_high"])
+                                         for r in paired)
+    with open(results / "accuracy" / "gap.csv") as f:
+        gap = list(csv.DictReader(f))
+    assert {r["table"] for r in gap} == {"bypass", "gap"} and {r["representation"] for r in gap} >= {"stage 0"}
+
+    again = _run(nnunet_env, ws, results)  # everything is there: nothing is trained again
+    assert "training" not in again and "results in" in again

@@ -1,0 +1,99 @@
+"""BraTS naming and label conventions, on hand-made folders and label maps."""
+import numpy as np
+import pytest
+
+from nnunetv2_mtg.brats import challenge_lookup, parse_name, scan_folder, subregion_labels
+from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.metrics import region_names
+from nnunetv2_mtg.predict import brats_input_cases, resolve_modalities
+
+REGION_BASED = {"labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": 3},
+                "regions_class_order": [1, 2, 3]}  # Dataset137: 1 edema, 2 necrosis, 3 enhancing
+LABEL_BASED_2023 = {"labels": {"background": 0, "NETC": 1, "SNFH": 2, "ET": 3}}
+LABEL_BASED_NAMES = {"labels": {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}}
+MAP = np.array([[0, 1, 2, 3]])  # one voxel of every dataset label
+
+
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+def test_names_of_both_generations():
+    assert parse_name("BraTS-GLI-00001-000-t1c.nii.gz", ".nii.gz") == ("BraTS-GLI-00001-000", "T1ce")
+    assert parse_name("BraTS-GLI-00001-000-t2f.nii.gz", ".nii.gz") == ("BraTS-GLI-00001-000", "FLAIR")
+    assert parse_name("BraTS2021_00001_t1ce.nii.gz", ".nii.gz") == ("BraTS2021_00001", "T1ce")
+    assert parse_name("BraTS2021_00001_t1.nii.gz", ".nii.gz") == ("BraTS2021_00001", "T1")
+    assert parse_name("BraTS2021_00001_seg.nii.gz", ".nii.gz") == ("BraTS2021_00001", "seg")
+    assert parse_name("BraTS2021_00001_t1.nii", ".nii.gz") is None
+    assert parse_name("notes.txt", ".nii.gz") is None
+
+
+def test_scan_per_case_folders_and_flat(tmp_path):
+    per_case = tmp_path / "per_case"
+    for m in ("t1n", "t1c", "t2w", "t2f", "seg"):
+        _touch(per_case / "BraTS-GLI-00001-000" / f"BraTS-GLI-00001-000-{m}.nii.gz")
+    for m in ("t1n", "t2w"):  # a case without T1ce and FLAIR
+        _touch(per_case / "BraTS-GLI-00002-000" / f"BraTS-GLI-00002-000-{m}.nii.gz")
+    cases = scan_folder(str(per_case), ".nii.gz")
+    assert sorted(cases) == ["BraTS-GLI-00001-000", "BraTS-GLI-00002-000"]
+    assert sorted(cases["BraTS-GLI-00001-000"]) == ["FLAIR", "T1", "T1ce", "T2"]
+    assert sorted(cases["BraTS-GLI-00002-000"]) == ["T1", "T2"]
+
+    flat = tmp_path / "flat"
+    for m in ("t1", "t1ce", "t2", "flair"):
+        _touch(flat / f"BraTS2021_00001_{m}.nii.gz")
+    _touch(flat / ".DS_Store")
+    # channels of a dataset named the 2023 way, in an unusual order
+    mods = ["FLAIR", "T1", "T1ce", "T2"]
+    (case,) = brats_input_cases(str(flat), ".nii.gz", mods)
+    assert case.name == "BraTS2021_00001"
+    assert [f.rsplit("_", 1)[1] for f in case.files] == ["flair.nii.gz", "t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz"]
+
+    _touch(flat / "BraTS2021_00001_t1gd.nii.gz")
+    with pytest.raises(UserInputError, match=r"BraTS2021_00001_t1gd.nii.gz is not a BraTS file name.*-t1n, -t1c"):
+        scan_folder(str(flat), ".nii.gz")
+
+
+def test_modalities_by_dataset_name_or_alias():
+    mods = ["T1", "T1ce", "T2", "FLAIR"]
+    assert resolve_modalities(["T2", "flair"], mods) == [False, False, True, True]
+    assert resolve_modalities(["t1c", "t2f"], mods) == [False, True, False, True]
+    with pytest.raises(UserInputError, match="--modalities PD: the dataset has no such channel"):
+        resolve_modalities(["PD"], mods)
+
+
+@pytest.mark.parametrize("dataset", [REGION_BASED, LABEL_BASED_NAMES])
+def test_challenge_labels_both_years_both_conventions(dataset):
+    # dataset labels 1 edema, 2 necrosis, 3 enhancing in both conventions
+    assert subregion_labels(dataset) == {"edema": 1, "necrosis": 2, "enhancing": 3}
+    assert challenge_lookup(dataset, "2021")[MAP].tolist() == [[0, 2, 1, 4]]
+    assert challenge_lookup(dataset, "2023")[MAP].tolist() == [[0, 2, 1, 3]]
+
+
+def test_label_based_2023_names_convert_to_themselves():
+    assert challenge_lookup(LABEL_BASED_2023, "2023")[MAP].tolist() == [[0, 1, 2, 3]]
+    assert challenge_lookup(LABEL_BASED_2023, "2021")[MAP].tolist() == [[0, 1, 2, 4]]
+
+
+def test_region_order_decides_the_written_values():
+    permuted = {"labels": {"background": 0, "enhancing tumor": 3, "tumor core": [2, 3], "whole tumor": [1, 2, 3]},
+                "regions_class_order": [3, 2, 1]}
+    assert subregion_labels(permuted) == {"edema": 1, "necrosis": 2, "enhancing": 3}
+
+
+def test_datasets_that_are_not_tumour_subregions():
+    with pytest.raises(UserInputError, match=r"missing: edema, necrosis, enhancing.*\"edema\": 1"):
+        challenge_lookup({"labels": {"background": 0, "liver": 1, "tumour": 2}}, "2023")
+    with pytest.raises(UserInputError, match="not the nested BraTS regions"):
+        subregion_labels({"labels": {"background": 0, "a": [1, 2], "b": [2]}, "regions_class_order": [1, 2]})
+
+
+def test_label_based_brats_dataset_is_scored_on_wt_tc_et_and_its_labels():
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+    regions = region_names(LABEL_BASED_2023, LabelManager(LABEL_BASED_2023["labels"], None))
+    assert regions == [("WT", (2, 1, 3)), ("TC", (1, 3)), ("ET", (3,)), ("label NETC", 1), ("label SNFH", 2),
+                       ("label ET", 3)]
+    other = {"labels": {"background": 0, "liver": 1}}
+    assert region_names(other, LabelManager(other["labels"], None)) == [("liver", 1)]
