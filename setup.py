@@ -29,7 +29,11 @@ setup(
         "matplotlib",
         "monai>=1.4",  # surface distances (HD95) for the subset evaluation
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # the BraTS challenge's lesion-wise metrics (nnUNetv2_mtg_evaluate --lesionwise); it pins pandas < 3
+        "brats": ["brats-evaluation>=0.0.10"],
+    },
     entry_points={
         "console_scripts": [
             "nnUNetv2_mtg_paths=nnunetv2_mtg.paths:main",

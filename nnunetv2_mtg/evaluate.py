@@ -21,7 +21,8 @@ from nnunetv2_mtg.cases import (Case, PreprocessedCases, default_device, drop_un
                                 load_predictor, open_models, validation_cases)
 from nnunetv2_mtg.env import UserInputError
 from nnunetv2_mtg.masking import zero_channels
-from nnunetv2_mtg.metrics import region_names, score_case
+from nnunetv2_mtg.brats import challenge_lookup
+from nnunetv2_mtg.metrics import lesionwise_scorer, region_names, score_case
 from nnunetv2_mtg.modalities import Subset, enumerate_subsets, find_subsets, modality_names
 
 
@@ -31,8 +32,9 @@ def _safe(name: str) -> str:
 
 def evaluate_trainer(predictor, store: PreprocessedCases, cases: list[Case], subsets: list[Subset],
                      regions: list[tuple[str, object]], cache_dir: str, cache_key: dict,
-                     save_predictions: str | None = None) -> list[dict]:
-    """Per-case rows for every subset, reusing the cached subsets whose key matches."""
+                     save_predictions: str | None = None, lesionwise=None) -> list[dict]:
+    """Per-case rows for every subset, reusing the cached subsets whose key matches. `lesionwise` = (scorer,
+    table from the dataset's labels to the challenge's) adds the challenge's lesion-wise scores of WT/TC/ET."""
     from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
     os.makedirs(cache_dir, exist_ok=True)
@@ -66,9 +68,16 @@ def evaluate_trainer(predictor, store: PreprocessedCases, cases: list[Case], sub
                 os.makedirs(folder, exist_ok=True)
                 rw.write_seg(seg, os.path.join(folder, case.name + predictor.dataset_json["file_ending"]), props)
             spacing = tuple(props["spacing"])
-            for region, (d, h) in score_case(seg, store.reference(case), regions, spacing).items():
+            reference = store.reference(case)
+            lw = {}
+            if lesionwise is not None:
+                scorer, lookup = lesionwise
+                lw = scorer(lookup[seg], lookup[reference], spacing)
+            for region, (d, h) in score_case(seg, reference, regions, spacing).items():
+                lw_d, lw_h = lw.get(region, ("", ""))
                 subset_rows.append({"case": case.name, "subset": subset.name, "region": region,
-                                    "dice": f"{d:.6f}", "hd95": f"{h:.4f}"})
+                                    "dice": f"{d:.6f}", "hd95": f"{h:.4f}", "lesionwise_dice": lw_d,
+                                    "lesionwise_hd95": lw_h})
             bar.update()
         report.write_csv_atomic(cached, report.SUBSET_FIELDS, subset_rows)
         rows += subset_rows
@@ -80,7 +89,7 @@ def run(dataset: str, trainers: list[str], folds: list, configuration: str = "3d
         out: str | None = None, device: torch.device | None = None, subset_names: list[str] | None = None,
         images: str | None = None, labels: str | None = None, mirror: bool | None = None,
         checkpoint: str = "checkpoint_final.pth", save_predictions: bool = False,
-        reference: str | None = None) -> dict:
+        reference: str | None = None, lesionwise: bool = False) -> dict:
     """Evaluate each trainer over the subsets on every fold; returns {trainer: summary} pooled over cases x folds.
     Writes everything into `out`; with several trainers also the paired comparison against `reference`."""
     reference = reference or trainers[0]
@@ -111,6 +120,7 @@ def run(dataset: str, trainers: list[str], folds: list, configuration: str = "3d
     label_manager = pm.get_label_manager(dataset_json)
     regions = region_names(dataset_json, label_manager)
     region_list = [r for r, _ in regions]
+    lw = (lesionwise_scorer(), challenge_lookup(dataset_json, "2023")) if lesionwise else None
     store = PreprocessedCases(os.path.join(out, "preprocessed"), pm, cm, dataset_json)
     store.prepare(sorted({c for cases in cases_per_fold.values() for c in cases}, key=lambda c: c.name))
     n_cases = len({c.name for cases in cases_per_fold.values() for c in cases})
@@ -122,11 +132,11 @@ def run(dataset: str, trainers: list[str], folds: list, configuration: str = "3d
             predictor = load_predictor(folders[trainer], f, checkpoint, device, mirror)
             ckpt = os.path.join(folders[trainer], f"fold_{f}", checkpoint)
             key = {"checkpoint": ckpt, "mtime": os.path.getmtime(ckpt), "mirror": mirror,
-                   "cases": [c.name for c in cases_per_fold[f]], "images": images}
+                   "cases": [c.name for c in cases_per_fold[f]], "images": images, "lesionwise": lesionwise}
             target = os.path.join(out, trainer, f"fold_{f}")
             fold_rows = evaluate_trainer(predictor, store, cases_per_fold[f], subsets, regions,
                                          os.path.join(target, "cache"), key,
-                                         os.path.join(target, "predictions") if save_predictions else None)
+                                         os.path.join(target, "predictions") if save_predictions else None, lw)
             rows += [{**r, "fold": str(f)} for r in fold_rows]
             del predictor
         summary = report.summarise(rows, [s.name for s in subsets], region_list)
@@ -141,6 +151,13 @@ def run(dataset: str, trainers: list[str], folds: list, configuration: str = "3d
             fh.write(report.markdown_table(f"{trainer} ({dataset_name}, fold {', '.join(map(str, folds))})", summary,
                                            region_list, n_cases, len(skipped), per_fold))
         report.dice_heatmap(os.path.join(target, "dice_heatmap.png"), trainer, summary, region_list)
+        if lesionwise:
+            lw_rows = [{**r, "dice": r["lesionwise_dice"], "hd95": r["lesionwise_hd95"]} for r in rows
+                       if r["region"] in ("WT", "TC", "ET")]
+            with open(os.path.join(target, "summary_lesionwise.md"), "w") as fh:
+                fh.write(report.markdown_table(f"{trainer}: BraTS lesion-wise scores (brats-evaluation)",
+                                               report.summarise(lw_rows, [s.name for s in subsets], ["WT", "TC", "ET"]),
+                                               ["WT", "TC", "ET"], n_cases, len(skipped)))
     if len(trainers) > 1:
         ordered = [reference] + [t for t in trainers if t != reference]
         differences = {t: {(s, r): statistics.paired_difference(tables[t], tables[reference], s, r)
@@ -188,10 +205,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="test-time mirroring (default: on with cuda, off on the CPU)")
     p.add_argument("--save_predictions", action="store_true", help="also write every subset's segmentations")
     p.add_argument("--reference", default=None, help="trainer the others are compared with (default: the first -tr)")
+    p.add_argument("--lesionwise", action="store_true",
+                   help="also the BraTS challenge's lesion-wise Dice and HD95 of WT/TC/ET, computed by its own package "
+                        "(pip install 'nnunetv2-mtg[brats]')")
     a = p.parse_args(argv)
     try:
         run(a.d, a.tr, parse_folds(a.f), a.c, a.p, a.o, torch.device(a.device) if a.device else None, a.subsets,
-            a.i, a.l, a.mirror, a.chk, a.save_predictions, a.reference)
+            a.i, a.l, a.mirror, a.chk, a.save_predictions, a.reference, a.lesionwise)
     except UserInputError as e:
         sys.exit(f"nnUNetv2_mtg_evaluate: error: {e}")
 

@@ -106,7 +106,7 @@ def wrap(form: AlignmentForm, network: nn.Module, num_modalities: int) -> nn.Mod
 
 
 class BottleneckForm:
-    """Gaussian head and KL on the bottleneck only (the first form; measured to collapse, docs/results.md)."""
+    """Gaussian head and KL on the bottleneck only (the first form; measured to collapse, docs/measurements.md)."""
 
     aligned_stages = (-1,)
     free_bits = 0.0

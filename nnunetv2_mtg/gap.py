@@ -12,7 +12,7 @@ Per representation, on one patch per case (the network's patch size, centred on 
 - the bypass check: the fraction of the reference's foreground voxels whose predicted label (full input)
   changes when the representation is replaced by the anchor's mean: zeros for a stage (the mean of N(0, I);
   for an unaligned stage, "nothing"), the anchor itself for the stem. Near 0 means the decoder does not use
-  the representation: an alignment there is satisfied by giving it up (the collapse of docs/results.md).
+  the representation: an alignment there is satisfied by giving it up (the collapse of docs/measurements.md).
 """
 from __future__ import annotations
 

@@ -86,3 +86,41 @@ def score_case(prediction: np.ndarray, reference: np.ndarray, regions: list[tupl
         r = region_or_label_to_mask(reference, region)
         out[name] = (dice(p, r), hd95(p, r, spacing))
     return out
+
+
+LESIONWISE_INSTALL = ("--lesionwise needs the challenge's own metrics package (brats-evaluation, built on panoptica): "
+                      "pip install 'nnunetv2-mtg[brats]'")
+
+
+def lesionwise_scorer():
+    """(prediction, reference, spacing) -> {WT/TC/ET: (lesion-wise Dice, lesion-wise HD95)} with the BraTS
+    challenge's own package and its bundled glioma configuration (labels 1 NETC, 2 SNFH, 3 ET; matching of
+    connected components). The values are those its result parser reports as lesionwise_dsc_mean and
+    lesionwise_hd95_mean; a region without lesions in both maps counts as Dice 1 / HD95 0, and an unmatched HD95
+    as the challenge's penalty 373.13, as for the voxel-wise scores."""
+    try:
+        from brats_evaluation import config_path
+        from panoptica import Panoptica_Evaluator
+    except ImportError:
+        from nnunetv2_mtg.env import UserInputError
+
+        raise UserInputError(LESIONWISE_INSTALL) from None
+    evaluator = Panoptica_Evaluator.load_from_config(str(config_path("gli")))
+    groups = {"WT": "wt", "TC": "tc", "ET": "et"}
+
+    def score(prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...]) -> dict:
+        results = evaluator.evaluate(prediction, reference, voxelspacing=tuple(float(s) for s in spacing),
+                                     skip_groups=["netc", "snfh", "rc"], verbose=False)
+        out = {}
+        for region, group in groups.items():
+            r = results[group].to_dict()
+            if not r.get("n_ref_instances") and not r.get("n_pred_instances"):
+                out[region] = (1.0, 0.0)
+                continue
+            d, h = r.get("sq_dsc"), r.get("sq_hd95")
+            d = 0.0 if d is None or not np.isfinite(d) else float(d)
+            h = HD95_ONE_EMPTY if h is None or not np.isfinite(h) else float(h)
+            out[region] = (d, h)
+        return out
+
+    return score

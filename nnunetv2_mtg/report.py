@@ -11,8 +11,8 @@ import numpy as np
 
 from nnunetv2_mtg.metrics import mean_regions
 
-SUBSET_FIELDS = ("case", "subset", "region", "dice", "hd95")  # one fold's cached subset
-PER_CASE_FIELDS = ("case", "fold", "subset", "region", "dice", "hd95")
+SUBSET_FIELDS = ("case", "subset", "region", "dice", "hd95", "lesionwise_dice", "lesionwise_hd95")  # a cached subset
+PER_CASE_FIELDS = ("case", "fold", "subset", "region", "dice", "hd95", "lesionwise_dice", "lesionwise_hd95")
 PAIRED_FIELDS = ("trainer", "reference", "subset", "region", "difference", "ci_low", "ci_high", "p_value", "cases",
                  "folds")
 

@@ -1,8 +1,8 @@
 """Training-length variants, named the nnU-Net way (`_5epochs`, ...), for every trainer of ours.
 
 nnU-Net sets `num_epochs` and friends in `nnUNetTrainer.__init__`; these mixins overwrite them after it.
-`add_schedule_variants` defines `<trainer>_smoke`, `_5epochs`, `_50epochs` and `_250epochs` in a trainer
-module, so that every trainer has the same variants without a page of two-line classes per file.
+`add_schedule_variants` defines `<trainer>_smoke`, `_2epochs`, `_5epochs`, `_50epochs` and `_250epochs` in a
+trainer module, so that every trainer has the same variants without a page of two-line classes per file.
 """
 from __future__ import annotations
 
@@ -61,8 +61,7 @@ class FixedIterations(NoTestTimeMirroring):
         self.save_every = 1
 
 
-SCHEDULES = {"_smoke": (SmokeSchedule, {}), "_5epochs": (FixedEpochs, {"epochs": 5}),
-             "_50epochs": (FixedEpochs, {"epochs": 50}), "_250epochs": (FixedEpochs, {"epochs": 250})}
+SCHEDULES = {"_smoke": (SmokeSchedule, {}), **{f"_{n}epochs": (FixedEpochs, {"epochs": n}) for n in (2, 5, 50, 250)}}
 
 
 def variant(base: type, suffix: str, mixin: type, attributes: dict, module: str) -> type:

@@ -56,8 +56,13 @@ def test_regions_from_the_dataset():
     brats = {"labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}}
     assert region_names(brats, _LM(True, [(1, 2, 3), (2, 3), (3,)])) == [
         ("WT", (1, 2, 3)), ("TC", (2, 3)), ("ET", (3,))]
+    # a label-based BraTS dataset: the BraTS regions from its label names, then its labels
     labels = {"labels": {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}}
-    assert region_names(labels, _LM(False, labels=[1, 2, 3])) == [("edema", 1), ("necrosis", 2), ("enhancing", 3)]
+    assert region_names(labels, _LM(False, labels=[1, 2, 3])) == [
+        ("WT", (1, 2, 3)), ("TC", (2, 3)), ("ET", (3,)), ("label edema", 1), ("label necrosis", 2),
+        ("label enhancing", 3)]
+    organs = {"labels": {"background": 0, "liver": 1, "spleen": 2}}
+    assert region_names(organs, _LM(False, labels=[1, 2])) == [("liver", 1), ("spleen", 2)]
 
 
 def test_score_case_on_label_maps():
@@ -68,3 +73,14 @@ def test_score_case_on_label_maps():
     pred[pred == 3] = 2  # enhancing predicted as necrosis: WT and TC right, ET missed
     scores = score_case(pred, ref, [("WT", (1, 2, 3)), ("TC", (2, 3)), ("ET", (3,))], (1.0, 1.0, 1.0))
     assert scores["WT"] == (1.0, 0.0) and scores["TC"] == (1.0, 0.0) and scores["ET"] == (0.0, HD95_ONE_EMPTY)
+
+
+def test_lesionwise_without_the_package_says_how_to_install(monkeypatch):
+    import sys
+
+    from nnunetv2_mtg.env import UserInputError
+    from nnunetv2_mtg.metrics import lesionwise_scorer
+
+    monkeypatch.setitem(sys.modules, "brats_evaluation", None)  # as on a machine without the [brats] extra
+    with pytest.raises(UserInputError, match=r"pip install 'nnunetv2-mtg\[brats\]'"):
+        lesionwise_scorer()

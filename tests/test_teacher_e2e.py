@@ -57,7 +57,7 @@ def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, t
     assert pred.shape == ref.shape and set(np.unique(pred)) <= {0, 1, 2, 3}
 
 
-def test_label_based_dataset_trains(nnunet_env, label_dataset):
+def test_label_based_dataset_trains_and_is_scored_on_brats_regions(nnunet_env, label_dataset, tmp_path):
     for trainer in ("nnUNetTrainerModalityDropout_smoke", "nnUNetTrainerMTGTeacher_smoke"):
         _train(nnunet_env, label_dataset, trainer)
         fold = _fold(nnunet_env, label_dataset, trainer)
@@ -66,6 +66,13 @@ def test_label_based_dataset_trains(nnunet_env, label_dataset):
         head = [v for k, v in ckpt["network_weights"].items() if k.startswith("decoder.seg_layers.2.weight")][0]
         assert head.shape[0] == 4
         assert any(k.startswith("align.") for k in ckpt["network_weights"]) == ("MTG" in trainer)
+    # labels edema/necrosis/enhancing: WT, TC, ET as every BraTS paper reports them, the labels beside them
+    run_cli(["nnUNetv2_mtg_evaluate", "-d", str(label_dataset["id"]), "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny",
+             "-tr", "nnUNetTrainerMTGTeacher_smoke", "-f", "0", "-device", "cpu", "--subsets", "full",
+             "-i", os.path.join(label_dataset["raw"], "imagesTs"), "-l", os.path.join(label_dataset["raw"], "labelsTs"),
+             "-o", str(tmp_path)], nnunet_env)
+    md = (tmp_path / "nnUNetTrainerMTGTeacher_smoke" / "summary.md").read_text()
+    assert "| subset | Dice WT | Dice TC | Dice ET | Dice label edema | Dice label necrosis | Dice label enhancing |" in md
 
 
 def test_unmappable_channels_fail_before_any_output(nnunet_env, label_dataset, tmp_path):

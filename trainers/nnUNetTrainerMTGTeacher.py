@@ -68,6 +68,6 @@ class nnUNetTrainerMTGTeacherGaussian(GaussianStemForm, nnUNetTrainerMTGTeacher)
     pass
 
 
-# <trainer>_smoke, _5epochs, _50epochs, _250epochs of each
+# <trainer>_smoke, _2epochs, _5epochs, _50epochs, _250epochs of each
 add_schedule_variants(globals(), nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherBottleneck,
                       nnUNetTrainerMTGTeacherAllStages, nnUNetTrainerMTGTeacherMixture, nnUNetTrainerMTGTeacherGaussian)
