@@ -44,11 +44,11 @@ class SmokeSchedule(NoTestTimeMirroring):
         self.num_val_iterations_per_epoch = 2
 
 
-class FixedIterations(NoTestTimeMirroring):
+class FixedIterations:
     """A budget of `iterations` training iterations (the accuracy experiment's `_<N>iters` variants): epochs of
     at most nnU-Net's 250 iterations, 10 validation iterations per epoch (only nnU-Net's pseudo Dice uses them), a
-    checkpoint after every epoch so an interrupted run loses at most one,
-    and no test-time mirroring in the final validation (the experiment evaluates separately)."""
+    checkpoint after every epoch so an interrupted run loses at most one, and no final validation of the fold:
+    the experiment evaluates every model itself, on all modality subsets."""
 
     iterations: int = 250
 
@@ -59,6 +59,9 @@ class FixedIterations(NoTestTimeMirroring):
         self.num_iterations_per_epoch = math.ceil(self.iterations / self.num_epochs)
         self.num_val_iterations_per_epoch = 10
         self.save_every = 1
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        self.print_to_log_file("final validation skipped (FixedIterations: the models are evaluated separately)")
 
 
 SCHEDULES = {"_smoke": (SmokeSchedule, {}), **{f"_{n}epochs": (FixedEpochs, {"epochs": n}) for n in (2, 5, 50, 250)}}

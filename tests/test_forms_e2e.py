@@ -1,4 +1,6 @@
-"""Every alignment form and the ProtoKD baseline through stock nnUNetv2_train, --c and nnUNetv2_predict."""
+"""Every alignment form and the ProtoKD baseline through stock nnUNetv2_train, --c and nnUNetv2_predict (with the
+quick `_12iters` variants of tests/ext_trainers: one epoch of 12 iterations; the `_smoke` schedule itself is tested
+with the default form in test_teacher_e2e and test_student_e2e)."""
 import os
 
 import numpy as np
@@ -28,13 +30,13 @@ def _check_prediction(out, one_case, phantom):
 @pytest.mark.parametrize("form", list(FORMS))
 def test_form_teacher_and_student(nnunet_env, phantom, one_case, form, tmp_path):
     prefix, align_term, latent_term = FORMS[form]
-    teacher, student = f"nnUNetTrainerMTGTeacher{form}_smoke", f"nnUNetTrainerMTGStudent{form}_smoke"
+    teacher, student = f"nnUNetTrainerMTGTeacher{form}_12iters", f"nnUNetTrainerMTGStudent{form}_12iters"
     train(nnunet_env, phantom, teacher)
     t_fold = fold_folder(nnunet_env, phantom, teacher)
     t = _ckpt(t_fold)
     assert any(k.startswith(prefix) for k in t["network_weights"])
     values = t["logging"][f"train_{align_term}"]
-    assert len(values) == 2 and all(np.isfinite(values))
+    assert len(values) == 1 and all(np.isfinite(values))
     assert Image.open(os.path.join(t_fold, "progress.png")).size[1] == 7200  # the panel of the extra terms
     log = "".join(open(os.path.join(t_fold, f)).read() for f in os.listdir(t_fold) if f.startswith("training_log"))
     assert f"train_{align_term}" in log and "alignment form: " in log
@@ -45,7 +47,7 @@ def test_form_teacher_and_student(nnunet_env, phantom, one_case, form, tmp_path)
     assert set(s["network_weights"]) == set(t["network_weights"])  # no teacher weights ride along
     for term in ("kd", latent_term, align_term):
         values = s["logging"][f"train_{term}"]
-        assert len(values) == 2 and all(np.isfinite(values)), term
+        assert len(values) == 1 and all(np.isfinite(values)), term
     assert s["logging"][f"train_{latent_term}"][0] > 0
 
     out = tmp_path / "pred"
@@ -54,28 +56,31 @@ def test_form_teacher_and_student(nnunet_env, phantom, one_case, form, tmp_path)
 
 
 def test_stem_student_resumes(nnunet_env, phantom):
-    student = "nnUNetTrainerMTGStudentMixture_smoke"
+    """Two epochs of a stem student; without its final checkpoint, --c continues from the first epoch's."""
+    teacher = fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherMixture_12iters")
+    if not os.path.isfile(os.path.join(teacher, "checkpoint_final.pth")):
+        train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherMixture_12iters")
+    env = dict(nnunet_env, nnUNet_MTG_TEACHER=teacher)
+    student = "nnUNetTrainerTestStudentTwoEpochs"
     fold = fold_folder(nnunet_env, phantom, student)
-    if not os.path.isfile(os.path.join(fold, "checkpoint_final.pth")):
-        train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherMixture_smoke")
-        train(nnunet_env, phantom, student)
+    train(env, phantom, student)
     before = _ckpt(fold)["logging"]["train_stem_latent"]
     os.remove(os.path.join(fold, "checkpoint_final.pth"))
-    train(nnunet_env, phantom, student, "--c")
+    train(env, phantom, student, "--c")
     after = _ckpt(fold)
     assert after["current_epoch"] == 2 and len(after["logging"]["train_stem_latent"]) == 2
     assert after["logging"]["train_stem_latent"][0] == before[0]  # epoch 0 restored, not retrained
 
 
 def test_protokd_student(nnunet_env, phantom, dropout_teacher, one_case, tmp_path):
-    trainer = "nnUNetTrainerProtoKDStudent_smoke"
-    train(nnunet_env, phantom, trainer)
+    trainer = "nnUNetTrainerProtoKDStudent_12iters"
+    train(dict(nnunet_env, nnUNet_MTG_TEACHER=dropout_teacher), phantom, trainer)
     ckpt = _ckpt(fold_folder(nnunet_env, phantom, trainer))
     assert not any(k.startswith(("align.", "stem.")) for k in ckpt["network_weights"])  # stock network
     assert ckpt["init_args"]["dataset_json"]["labels"]
     for term in ("kd", "proto"):
         values = ckpt["logging"][f"train_{term}"]
-        assert len(values) == 2 and all(np.isfinite(values)) and values[0] > 0, term
+        assert len(values) == 1 and all(np.isfinite(values)) and values[0] > 0, term
     out = tmp_path / "pred"
     predict(nnunet_env, phantom, trainer, one_case, str(out))
     _check_prediction(out, one_case, phantom)
@@ -91,9 +96,9 @@ def test_form_errors_before_any_output(nnunet_env, phantom):
 
     # a student whose teacher has another form: both forms and the command for the right teacher are named
     student = "nnUNetTrainerMTGStudentGaussian_smoke"
-    teacher = fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherAllStages_smoke")
+    teacher = fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherAllStages_12iters")
     if not os.path.isfile(os.path.join(teacher, "checkpoint_final.pth")):
-        train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherAllStages_smoke")
+        train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherAllStages_12iters")
     before = sorted(os.listdir(results))
     p = run_cli(["nnUNetv2_train", str(phantom["id"]), "3d_fullres", "1", "-tr", student, "-p", "nnUNetPlans_cpu_tiny",
                  "-device", "cpu"], dict(nnunet_env, nnUNet_MTG_TEACHER=teacher), check=False)

@@ -113,7 +113,7 @@ def test_brats_names_and_labels(nnunet_env, phantom, mtg_teacher, stock_tiny, ca
     assert "WARNING" in p.stdout
 
 
-def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher, label_dataset, cases, tmp_path):
+def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher, cases, tmp_path):
     (full, partial), images = cases
     out = tmp_path / "out"
 

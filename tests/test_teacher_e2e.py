@@ -58,7 +58,7 @@ def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, t
 
 
 def test_label_based_dataset_trains_and_is_scored_on_brats_regions(nnunet_env, label_dataset, tmp_path):
-    for trainer in ("nnUNetTrainerModalityDropout_smoke", "nnUNetTrainerMTGTeacher_smoke"):
+    for trainer in ("nnUNetTrainerModalityDropout_12iters", "nnUNetTrainerMTGTeacher_12iters"):
         _train(nnunet_env, label_dataset, trainer)
         fold = _fold(nnunet_env, label_dataset, trainer)
         ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
@@ -68,10 +68,10 @@ def test_label_based_dataset_trains_and_is_scored_on_brats_regions(nnunet_env, l
         assert any(k.startswith("align.") for k in ckpt["network_weights"]) == ("MTG" in trainer)
     # labels edema/necrosis/enhancing: WT, TC, ET as every BraTS paper reports them, the labels beside them
     run_cli(["nnUNetv2_mtg_evaluate", "-d", str(label_dataset["id"]), "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny",
-             "-tr", "nnUNetTrainerMTGTeacher_smoke", "-f", "0", "-device", "cpu", "--subsets", "full",
+             "-tr", "nnUNetTrainerMTGTeacher_12iters", "-f", "0", "-device", "cpu", "--subsets", "full",
              "-i", os.path.join(label_dataset["raw"], "imagesTs"), "-l", os.path.join(label_dataset["raw"], "labelsTs"),
              "-o", str(tmp_path)], nnunet_env)
-    md = (tmp_path / "nnUNetTrainerMTGTeacher_smoke" / "summary.md").read_text()
+    md = (tmp_path / "nnUNetTrainerMTGTeacher_12iters" / "summary.md").read_text()
     assert "| subset | Dice WT | Dice TC | Dice ET | Dice label edema | Dice label necrosis | Dice label enhancing |" in md
 
 
