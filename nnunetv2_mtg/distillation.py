@@ -95,16 +95,20 @@ def prototype_loss(student_features: torch.Tensor, teacher_features: torch.Tenso
 
 class DecoderFeatureTap:
     """Keeps the last decoder features of a U-Net (the input of its final segmentation layer) from each forward
-    pass, without changing the network or its state_dict."""
+    pass, without changing the network or its state_dict. Create it before the network is torch.compiled (a hook
+    added later is not seen by the compiled graph); `only_in_training` keeps nothing in eval mode, so a network
+    built with a tap holds no extra memory at inference."""
 
-    def __init__(self, network: nn.Module):
+    def __init__(self, network: nn.Module, only_in_training: bool = False):
         from nnunetv2_mtg.alignment import unwrap
 
         self.features: torch.Tensor | None = None
+        self.only_in_training = only_in_training
         self._handle = unwrap(network).decoder.seg_layers[-1].register_forward_pre_hook(self._keep)
 
     def _keep(self, module, args) -> None:
-        self.features = args[0]
+        if module.training or not self.only_in_training:
+            self.features = args[0]
 
     def clear(self) -> None:
         self.features = None

@@ -40,6 +40,10 @@ def test_kd_uses_the_full_resolution_output():
     teacher = _logits([math.log(3.0), 0.0])
     deep_supervision = [_logits([0.0, 0.0]), _logits([5.0, -5.0], (2, 2, 2, 2, 2))]
     assert kd_loss(deep_supervision, teacher, 1.0, regions=False).item() == pytest.approx(KL_75_50, rel=1e-5)
+    # ProtoKD's own form: the temperature-scaled KL without the T^2 factor
+    scaled = kd_loss(deep_supervision, teacher, 10.0, regions=False)
+    unscaled = kd_loss(deep_supervision, teacher, 10.0, regions=False, t_squared=False)
+    assert unscaled.item() == pytest.approx(scaled.item() / 100, rel=1e-6)
 
 
 def test_latent_kl_hand_values():
@@ -96,3 +100,61 @@ def test_each_incompatibility_is_named(change, message):
     change(teacher)
     with pytest.raises(UserInputError, match=message):
         check_compatible(teacher, student["plans"], "3d_fullres", student["dataset_json"], "t.pth")
+
+
+def test_prototype_term_on_a_tiny_example():
+    from nnunetv2_mtg.distillation import prototype_loss, prototype_similarity
+
+    # one sample, 2 feature channels, 4 voxels; class 0 = voxels 0, 1; class 1 = voxels 2, 3; class 2 absent
+    teacher = torch.tensor([[[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]])
+    masks = torch.tensor([[[1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0]]], dtype=torch.bool)
+    sim, present = prototype_similarity(teacher, masks)
+    assert present.tolist() == [[True, True, False]]
+    assert sim[0, :2].tolist() == [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]
+    assert prototype_loss(teacher, teacher, masks).item() == 0.0
+    # the student's voxel 1 is (1, 1): its class-0 prototype is (1, 0.5), class 1 stays (0, 1)
+    student = teacher.clone()
+    student[0, 1, 1] = 1.0
+    p0 = math.sqrt(1.25)
+    s0 = [1 / p0, 1.5 / (math.sqrt(2) * p0), 0.5 / p0, 0.5 / p0]
+    s1 = [0.0, 1 / math.sqrt(2), 1.0, 1.0]
+    t0, t1 = [1, 1, 0, 0], [0, 0, 1, 1]
+    expected = (sum((a - b) ** 2 for a, b in zip(s0, t0)) / 4 + sum((a - b) ** 2 for a, b in zip(s1, t1)) / 4) / 2
+    assert prototype_loss(student, teacher, masks).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_prototype_classes_from_nnunet_targets():
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+    from nnunetv2_mtg.distillation import class_masks
+
+    labels = torch.tensor([0.0, 1.0, 2.0, 3.0]).view(1, 1, 4)
+    label_based = LabelManager({"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}, None)
+    m = class_masks([labels, labels[..., :2]], label_based)  # a deep-supervision list: full resolution only
+    assert m.shape == (1, 4, 4) and m[0].int().tolist() == torch.eye(4, dtype=torch.int).tolist()
+    regions = LabelManager({"background": 0, "wt": [1, 2, 3], "tc": [2, 3], "et": 3}, [1, 2, 3])
+    target = torch.tensor([[[0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]]], dtype=torch.float32)  # WT, TC, ET channels
+    m = class_masks(target, regions)
+    assert m[0].int().tolist() == [[1, 0, 0, 0], [0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]]
+
+
+def test_decoder_feature_tap_survives_torch_compile():
+    """nnU-Net compiles the network on CUDA: a tap made before that keeps working in the compiled graph."""
+    from nnunetv2_mtg.distillation import DecoderFeatureTap
+    from test_alignment import _net
+
+    net = _net("PlainConvUNet", deep_supervision=False)
+    student_tap = DecoderFeatureTap(net, only_in_training=True)
+    teacher_tap = DecoderFeatureTap(net)
+    compiled = torch.compile(net, backend="aot_eager")
+    x = torch.randn(1, 4, 32, 32, 32)
+    out = compiled(x)
+    assert student_tap.features.shape == (1, 8, 32, 32, 32)
+    torch.testing.assert_close(net.decoder.seg_layers[-1](student_tap.features), out)
+    student_tap.clear()
+    teacher_tap.clear()
+    compiled.eval()
+    with torch.no_grad():
+        compiled(x)
+    assert student_tap.features is None  # nothing kept at inference
+    assert teacher_tap.features.shape == (1, 8, 32, 32, 32)  # the frozen teacher runs in eval mode

@@ -5,6 +5,9 @@ loss = nnU-Net's loss + lambda_kd * KD(teacher logits, T) + lambda_proto * proto
 with the paper's settings: T = 10, lambda_kd = 10 (KD not multiplied by T^2, as in the authors' code),
 lambda_proto = 0.1.
 """
+import torch
+
+from nnunetv2_mtg.alignment import unwrap
 from nnunetv2_mtg.distillation import DecoderFeatureTap, class_masks, prototype_loss
 from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.trainers.nnUNetTrainerKDStudent import nnUNetTrainerKDStudent
@@ -16,22 +19,32 @@ class nnUNetTrainerProtoKDStudent(nnUNetTrainerKDStudent):
     kd_t_squared = False
     lambda_proto = 0.1
 
-    def initialize(self):
-        super().initialize()
-        self.student_tap = DecoderFeatureTap(self.network)
-        self.teacher_tap = DecoderFeatureTap(self.teacher_network)
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.teacher_tap = DecoderFeatureTap(self.teacher_network)  # before initialize() may compile the teacher
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True):
+        # the tap is made here, before nnU-Net compiles the network; in eval mode (inference) it keeps nothing
+        network = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                     num_output_channels, enable_deep_supervision)
+        network.feature_tap = DecoderFeatureTap(network, only_in_training=True)
+        return network
 
     def train_step(self, batch: dict) -> dict:
         try:
             return super().train_step(batch)
         finally:
-            self.student_tap.clear()
+            unwrap(self.network).feature_tap.clear()
             self.teacher_tap.clear()
 
     def loss_term_functions(self) -> dict:
         terms = dict(super().loss_term_functions())
         terms["proto"] = (self.lambda_proto, lambda output, target: prototype_loss(
-            self.student_tap.features, self.teacher_tap.features, class_masks(target, self.label_manager)))
+            unwrap(self.network).feature_tap.features, self.teacher_tap.features,
+            class_masks(target, self.label_manager)))
         return terms
 
 
