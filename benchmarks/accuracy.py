@@ -1,7 +1,7 @@
 """Does alignment help? The whole accuracy experiment in one command, resumable.
 
     python benchmarks/accuracy.py [--iterations 2000] [--folds 0 1 2] [--screening] [--device cpu|cuda]
-                                  [--trainers T ...] [-d ID] [--workspace DIR] [--results docs]
+                                  [--trainers T ...] [-d ID] [--jobs N] [--train-only] [--workspace DIR] [--results docs]
 
 Data: the phantom (made if absent: 40 training and 16 test cases), planned and preprocessed by stock nnU-Net,
 with the `cpu_tiny` preset on the CPU and nnU-Net's own plans on a GPU; or, with -d, any nnU-Net dataset of
@@ -20,7 +20,8 @@ Resuming: trained folds (checkpoint_final.pth), evaluated subsets and the gap re
 (default benchmarks/results/accuracy) and skipped when the command is run again; an interrupted training
 continues from its last epoch (`--c`). A run with `--folds 0` (everything on one fold, evaluated and reported) can
 be extended later by `--folds 0 1 2 --screening` in the same workspace: fold 0 is neither retrained nor
-re-evaluated.
+re-evaluated. --jobs N trains N models at once (a GPU with a small plan has room for many); --train-only stops
+after training, so a GPU machine can train the grid and the same command evaluates it elsewhere.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", 
                                "nnUNetTrainerProtoKDStudent")
 TEACHERS = [STOCK, DROPOUT] + [f"nnUNetTrainerMTGTeacher{f}" for f in FORMS]
 STUDENTS = [KD, PROTOKD] + [f"nnUNetTrainerMTGStudent{f}" for f in FORMS]
+TEACHER_OF = {KD: DROPOUT, PROTOKD: DROPOUT, **{f"nnUNetTrainerMTGStudent{f}": f"nnUNetTrainerMTGTeacher{f}" for f in FORMS}}
 # where each trainer's class lives, for the iteration variants
 MODULES = {STOCK: "nnunetv2.training.nnUNetTrainer.nnUNetTrainer", DROPOUT: "nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout",
            KD: "nnunetv2_mtg.trainers.nnUNetTrainerKDStudent", PROTOKD: "nnunetv2_mtg.trainers.nnUNetTrainerProtoKDStudent",
@@ -106,7 +108,8 @@ class Experiment:
                 os.makedirs(os.environ[name], exist_ok=True)
         os.environ.setdefault("nnUNet_compile", "f" if a.device == "cpu" else "t")
         os.environ.setdefault("nnUNet_def_n_proc", str(min(os.cpu_count() or 2, 8)))
-        os.environ.setdefault("nnUNet_n_proc_DA", str(min(os.cpu_count() or 2, 12)))
+        # concurrent trainings share the cores between their data-augmentation workers
+        os.environ.setdefault("nnUNet_n_proc_DA", str(max(1, min(os.cpu_count() or 2, 12) // a.jobs)))
         from nnunetv2_mtg.paths import trainers_folder
 
         self.ext = os.path.join(self.ws, "trainers")
@@ -162,13 +165,31 @@ class Experiment:
             "-device", self.a.device] + (["--c"] if resume else []), self.logfile(f"{name}_fold{fold}"))
         self.durations.append(time.time() - t0)
         left = sum(not self.trained(t, f) for t, f in self.planned)
-        eta = left * sum(self.durations) / len(self.durations)
+        eta = left * sum(self.durations) / len(self.durations) / min(self.a.jobs, max(left, 1))
         log(f"    done in {self.durations[-1] / 60:.1f} min; {left} trainings left, about {eta / 3600:.1f} h")
 
     def run_jobs(self, jobs: list[tuple[str, int]]) -> None:
-        # teachers first: a student needs its teacher of the same fold
-        for t, f in sorted(jobs, key=lambda j: (j[1], j[0] in STUDENTS)):
-            self.train(t, f)
+        """Train `jobs`, --jobs of them at once; a student starts once its teacher of the same fold is trained."""
+        pending = sorted(jobs, key=lambda j: (j[1], j[0] in STUDENTS))
+        if self.a.jobs == 1:
+            for t, f in pending:
+                self.train(t, f)
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        running: dict = {}
+        with ThreadPoolExecutor(self.a.jobs) as pool:
+            while pending or running:
+                ready = [j for j in pending if TEACHER_OF.get(j[0]) is None or self.trained(TEACHER_OF[j[0]], j[1])]
+                for job in ready[:self.a.jobs - len(running)]:
+                    pending.remove(job)
+                    running[pool.submit(self.train, *job)] = job
+                if not running:
+                    raise SystemExit(f"cannot train {pending}: their teachers are not part of this run")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    future.result()
 
     # ---- evaluation
     def evaluate(self, trainers: list[str], folds: list[int], out: str, reference: str | None = None,
@@ -234,6 +255,9 @@ class Experiment:
             self.planned = [(t, f) for f in folds for t in trainers]
             self.jobs_total = len(self.planned)
             self.run_jobs(self.planned)
+        if self.a.train_only:
+            log("every model is trained (--train-only); run the command again without it to evaluate")
+            return
 
         ev = os.path.join(self.ws, "evaluation")
         groups = {"teachers": ([t for t in finalists if t in TEACHERS], DROPOUT),
@@ -280,11 +304,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--trainers", nargs="+", default=None, help="a subset of the grid (default: all)")
     p.add_argument("--screening", action="store_true", help="fold 0 of everything, the other folds only of the "
                                                              "baselines and the best MTG form")
+    p.add_argument("--jobs", type=int, default=1, help="trainings run at once (default 1); on a GPU a small plan "
+                                                       "leaves the card mostly idle, so several fit side by side")
+    p.add_argument("--train-only", action="store_true", help="train every model and stop (evaluate later, "
+                                                              "e.g. on another machine, by the same command)")
     p.add_argument("--train-cases", type=int, default=40, help="phantom training cases (default 40)")
     p.add_argument("--test-cases", type=int, default=16, help="phantom test cases (default 16)")
     p.add_argument("--workspace", default=os.path.join(HERE, "results", "accuracy"))
     p.add_argument("--results", default=os.path.join(REPO, "docs"), help="where RESULTS.md and its CSVs go")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.train_only and a.screening:
+        p.error("--screening chooses the MTG form by evaluating fold 0, so it cannot be --train-only: "
+                "train the whole grid with --train-only, or screen without it")
+    return a
 
 
 def main(argv: list[str] | None = None) -> None:

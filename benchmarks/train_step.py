@@ -1,6 +1,6 @@
 """Train-step time and peak memory of our trainers relative to stock nnU-Net, on the same plans and batches.
 
-    python benchmarks/train_step.py [--device cpu|cuda] [-p PLANS] [--steps N] [--json PATH]
+    python benchmarks/train_step.py [--device cpu|cuda] [-p PLANS] [-d ID] [--steps N] [--json PATH]
 
 Every trainer is built by nnU-Net itself (`get_trainer_from_args` + `initialize`) on a phantom workspace
 and fed the same stored batches from stock nnU-Net's data loader (the masking transform runs in the
@@ -115,12 +115,25 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--trainers", nargs="+", default=TRAINERS)
     p.add_argument("--workspace", default=None, help="reuse this workspace folder (default: a new temp dir)")
+    p.add_argument("-d", type=int, default=None, help="benchmark on this dataset of the nnU-Net folders already set "
+                                                      "in the environment (it must be preprocessed) instead of a "
+                                                      "new phantom workspace")
     p.add_argument("--compile", action="store_true", help="let nnU-Net torch.compile the networks (it does so by "
                                                            "default on CUDA; off here unless asked)")
     p.add_argument("--json", default=None, help="write {trainer: {time_ratio, memory_ratio, ...}} here")
     a = p.parse_args(argv)
     os.environ["nnUNet_compile"] = "t" if a.compile else "f"
-    ws = make_workspace(990, n_train=6, root=a.workspace)
+    if a.d is None:
+        ws = make_workspace(990, n_train=6, root=a.workspace)
+    else:  # the untrained teacher checkpoints go to a temp results folder, never into the user's
+        import tempfile
+
+        os.environ["nnUNet_results"] = tempfile.mkdtemp(prefix="mtg_bench_results_")
+        from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+        from nnunetv2_mtg.paths import trainers_folder
+
+        os.environ.setdefault("nnUNet_extTrainer", trainers_folder())
+        ws = {"name": maybe_convert_to_dataset_name(a.d)}
 
     import torch
 
