@@ -22,6 +22,23 @@ def _machine(device: str) -> str:
     return f"{where}, torch {torch.__version__}, nnunetv2 {version('nnunetv2')}, Python {platform.python_version()}"
 
 
+def _trained_on(exp, trainers: list[str]) -> str:
+    """Where the reported models were trained, from nnU-Net's debug.json of each trained fold (a run may train on a
+    GPU machine with --train-only and be evaluated elsewhere)."""
+    import json
+    from collections import Counter
+
+    seen = Counter()
+    for t in trainers:
+        for f in exp.a.folds:
+            path = os.path.join(exp.fold_dir(t, f), "debug.json")
+            if os.path.isfile(path):
+                with open(path) as fh:
+                    d = json.load(fh)
+                seen[f"{d.get('gpu_name') or d.get('device', '?')}, torch {d.get('torch_version', '?')}"] += 1
+    return "; ".join(f"{where} ({n} models)" for where, n in seen.items()) or "unknown"
+
+
 def _commit() -> str:
     import subprocess
 
@@ -80,8 +97,10 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
              + (", screening: fold 0 of every trainer, the other folds of the baselines and the best MTG form "
                 f"(chosen on fold 0's validation cases: **{best}**)" if a.screening else ""),
              f"- code: commit {_commit()} of nnunetv2-mtg",
-             f"- machine: {_machine(a.device)}",
-             f"- wall time: {wall_seconds / 3600:.1f} h (all invocations of the command together)",
+             f"- trained on: {_trained_on(exp, finalists)}",
+             f"- evaluated on: {_machine(a.device)}",
+             f"- wall time: {wall_seconds / 3600:.1f} h (all invocations of the command on the evaluating machine "
+             "together)",
              "- Dice x100, mean over the cases; \"mean\" = mean of WT, TC, ET; spread = SD of the per-fold means", ""]
 
     summary = []

@@ -28,7 +28,7 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
                     "## Modality gap and bypass check of the teachers"):
         assert heading in md
     assert "- budget: 10 training iterations per model" in md and "- command: `python benchmarks/accuracy.py -d 950" in md
-    assert "- wall time:" in md and "- machine:" in md
+    assert "- wall time:" in md and "- evaluated on: " in md and "- trained on: cpu, torch " in md and "(2 models)" in md
     assert "| nnUNetTrainer | 0 |" in md and "| nnUNetTrainerModalityDropout | 0 |" in md
     assert "| nnUNetTrainer | nnUNetTrainerModalityDropout |" in md  # teacher against modality dropout
     with open(results / "accuracy" / "summary.csv") as f:

@@ -1,0 +1,55 @@
+"""benchmarks/accuracy.py --jobs: trainings side by side, a student only once its teacher of the same fold is done."""
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+import accuracy  # noqa: E402
+
+
+def _experiment(tmp_path, monkeypatch, jobs):
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer", "nnUNet_n_proc_DA"):
+        monkeypatch.setenv(name, "")  # recorded, so the experiment's own settings are undone after the test
+        monkeypatch.delenv(name)
+    exp = accuracy.Experiment(accuracy.parse(["--jobs", str(jobs), "--workspace", str(tmp_path)]))
+    done, log, lock = set(), [], threading.Lock()
+    running = [0]
+
+    def train(trainer, fold):
+        with lock:
+            running[0] += 1
+            log.append(("start", trainer, fold, running[0]))
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+            done.add((trainer, fold))
+            log.append(("end", trainer, fold, running[0]))
+
+    monkeypatch.setattr(exp, "train", train)
+    monkeypatch.setattr(exp, "trained", lambda t, f: (t, f) in done)
+    return exp, log, done
+
+
+def test_students_wait_for_their_teacher_and_at_most_jobs_run(tmp_path, monkeypatch):
+    exp, log, done = _experiment(tmp_path, monkeypatch, jobs=3)
+    grid = [(t, f) for f in (0, 1) for t in accuracy.TEACHERS + accuracy.STUDENTS]
+    exp.run_jobs(grid)
+    assert done == set(grid)
+    assert max(e[3] for e in log if e[0] == "start") == 3  # never more than --jobs at once
+    ended = []
+    for kind, trainer, fold, _ in log:
+        if kind == "end":
+            ended.append((trainer, fold))
+        elif trainer in accuracy.TEACHER_OF:
+            assert (accuracy.TEACHER_OF[trainer], fold) in ended, f"{trainer} fold {fold} started before its teacher"
+    assert os.environ["nnUNet_n_proc_DA"] == str(max(1, min(os.cpu_count() or 2, 12) // 3))
+
+
+def test_a_student_without_its_teacher_is_refused(tmp_path, monkeypatch):
+    exp, _, done = _experiment(tmp_path, monkeypatch, jobs=2)
+    with pytest.raises(SystemExit, match="teachers are not part of this run"):
+        exp.run_jobs([("nnUNetTrainerKDStudent", 0), ("nnUNetTrainer", 0)])
+    assert done == {("nnUNetTrainer", 0)}
