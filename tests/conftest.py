@@ -92,9 +92,9 @@ def train(env: dict, dataset: dict, trainer: str, *extra: str, check: bool = Tru
 
 @pytest.fixture(scope="session")
 def mtg_teacher(nnunet_env, phantom) -> str:
-    """nnUNetTrainerMTGTeacher_smoke trained on the phantom; returns its fold folder."""
-    train(nnunet_env, phantom, "nnUNetTrainerMTGTeacher_smoke")
-    return fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacher_smoke")
+    """nnUNetTrainerMTGTeacherBottleneck_smoke trained on the phantom; returns its fold folder."""
+    train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherBottleneck_smoke")
+    return fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherBottleneck_smoke")
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,8 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
                     "## Modality gap and bypass check of the teachers"):
         assert heading in md
     assert "- budget: 10 training iterations per model" in md and "- command: `python benchmarks/accuracy.py -d 950" in md
-    assert "- wall time:" in md and "- evaluated on: " in md and "- trained on: cpu, torch " in md and "(2 models)" in md
+    assert "- evaluated on: " in md and "- trained on: cpu, torch " in md and "(2 models)" in md
+    assert "- wall time: " in md and " h over 1 run(s) of the command:" in md and "  1. `python benchmarks/accuracy.py" in md
     assert "| nnUNetTrainer | 0 |" in md and "| nnUNetTrainerModalityDropout | 0 |" in md
     assert "| nnUNetTrainer | nnUNetTrainerModalityDropout |" in md  # teacher against modality dropout
     with open(results / "accuracy" / "summary.csv") as f:
@@ -46,3 +47,4 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
 
     again = _run(nnunet_env, ws, results)  # everything is there: nothing is trained again
     assert "training" not in again and "results in" in again
+    assert " h over 2 run(s) of the command:" in (results / "RESULTS.md").read_text()  # each run on its machine

@@ -15,7 +15,7 @@ from nnunetv2_mtg.modalities import enumerate_subsets
 from test_alignment import _net
 from test_modalities import PAPER_ROWS
 
-TEACHER = "nnUNetTrainerMTGTeacher_smoke"
+TEACHER = "nnUNetTrainerMTGTeacherBottleneck_smoke"
 MODEL = ["-d", "950", "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu"]
 
 

@@ -1,6 +1,6 @@
 """Every alignment form and the ProtoKD baseline through stock nnUNetv2_train, --c and nnUNetv2_predict (with the
 quick `_12iters` variants of tests/ext_trainers: one epoch of 12 iterations; the `_smoke` schedule itself is tested
-with the default form in test_teacher_e2e and test_student_e2e)."""
+with the bottleneck form in test_teacher_e2e and test_student_e2e)."""
 import os
 
 import numpy as np
@@ -107,3 +107,16 @@ def test_form_errors_before_any_output(nnunet_env, phantom):
     assert f"nnUNetv2_train {phantom['id']} 3d_fullres 1 -tr nnUNetTrainerMTGTeacherGaussian_smoke" in p.stderr
     assert sorted(os.listdir(results)) == before
     assert not os.path.exists(fold_folder(nnunet_env, phantom, student).replace("fold_0", "fold_1"))
+
+
+def test_the_default_trainers_have_the_measured_default_form():
+    """README and docs/RESULTS.md say which form the plain MTG trainers use; the classes must agree."""
+    from nnunetv2_mtg.forms import read_form
+    from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudent_T2
+    from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherMixture
+
+    arch = {"n_stages": 4, "features_per_stage": [8, 16, 32, 64]}
+    expected = read_form(nnUNetTrainerMTGTeacherMixture, arch, 4)
+    for trainer in (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudent_T2):
+        assert read_form(trainer, arch, 4) == expected
+    assert expected.name == "stem-mixture" and expected.stem_channels == 4

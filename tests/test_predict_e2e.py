@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from conftest import predict, run_cli
 
-TEACHER = "nnUNetTrainerMTGTeacher_smoke"
+TEACHER = "nnUNetTrainerMTGTeacherBottleneck_smoke"
 MODEL = ["-d", "950", "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu", "--disable_tta",
          "-npp", "1", "-nps", "1"]
 BRATS_2023 = {0: "t1n", 1: "t1c", 2: "t2w", 3: "t2f"}

@@ -7,7 +7,7 @@ import torch
 
 from conftest import fold_folder, run_cli, train
 
-STUDENT = "nnUNetTrainerMTGStudent_smoke"
+STUDENT = "nnUNetTrainerMTGStudentBottleneck_smoke"
 
 
 def _results_snapshot(env):
@@ -53,7 +53,7 @@ def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, 
     torch.save(ckpt, tmp_path / "plain.pth")
     p = train(dict(nnunet_env, nnUNet_MTG_TEACHER=str(tmp_path / "plain.pth")), phantom, STUDENT, check=False)
     assert p.returncode != 0 and "has the alignment form 'none', the student 'bottleneck'" in p.stderr
-    assert f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerMTGTeacher_smoke -p nnUNetPlans_cpu_tiny" \
+    assert f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerMTGTeacherBottleneck_smoke -p nnUNetPlans_cpu_tiny" \
         in p.stderr
 
     assert _results_snapshot(nnunet_env) == before  # nothing written, nothing removed

@@ -19,7 +19,7 @@ def _logged(fold, key):
 
 
 def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, tmp_path):
-    trainer = "nnUNetTrainerMTGTeacher_smoke"
+    trainer = "nnUNetTrainerMTGTeacherBottleneck_smoke"
     fold = mtg_teacher
     ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     assert ckpt["trainer_name"] == trainer and ckpt["current_epoch"] == 2
@@ -58,7 +58,7 @@ def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, t
 
 
 def test_label_based_dataset_trains_and_is_scored_on_brats_regions(nnunet_env, label_dataset, tmp_path):
-    for trainer in ("nnUNetTrainerModalityDropout_12iters", "nnUNetTrainerMTGTeacher_12iters"):
+    for trainer in ("nnUNetTrainerModalityDropout_12iters", "nnUNetTrainerMTGTeacherBottleneck_12iters"):
         _train(nnunet_env, label_dataset, trainer)
         fold = _fold(nnunet_env, label_dataset, trainer)
         ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
@@ -68,10 +68,10 @@ def test_label_based_dataset_trains_and_is_scored_on_brats_regions(nnunet_env, l
         assert any(k.startswith("align.") for k in ckpt["network_weights"]) == ("MTG" in trainer)
     # labels edema/necrosis/enhancing: WT, TC, ET as every BraTS paper reports them, the labels beside them
     run_cli(["nnUNetv2_mtg_evaluate", "-d", str(label_dataset["id"]), "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny",
-             "-tr", "nnUNetTrainerMTGTeacher_12iters", "-f", "0", "-device", "cpu", "--subsets", "full",
+             "-tr", "nnUNetTrainerMTGTeacherBottleneck_12iters", "-f", "0", "-device", "cpu", "--subsets", "full",
              "-i", os.path.join(label_dataset["raw"], "imagesTs"), "-l", os.path.join(label_dataset["raw"], "labelsTs"),
              "-o", str(tmp_path)], nnunet_env)
-    md = (tmp_path / "nnUNetTrainerMTGTeacher_12iters" / "summary.md").read_text()
+    md = (tmp_path / "nnUNetTrainerMTGTeacherBottleneck_12iters" / "summary.md").read_text()
     assert "| subset | Dice WT | Dice TC | Dice ET | Dice label edema | Dice label necrosis | Dice label enhancing |" in md
 
 
@@ -88,7 +88,7 @@ def test_unmappable_channels_fail_before_any_output(nnunet_env, label_dataset, t
         dj = json.load(open(path))
         dj["channel_names"] = {"0": "T1", "1": "ADC", "2": "T2", "3": "PD"}
         json.dump(dj, open(path, "w"))
-    proc = run_cli(["nnUNetv2_train", "952", "3d_fullres", "0", "-tr", "nnUNetTrainerMTGTeacher_smoke",
+    proc = run_cli(["nnUNetv2_train", "952", "3d_fullres", "0", "-tr", "nnUNetTrainerMTGTeacherBottleneck_smoke",
                     "-p", "nnUNetPlans_cpu_tiny", "-device", "cpu"], nnunet_env, check=False)
     assert proc.returncode != 0
     assert '"1": "ADC"' in proc.stderr and "mtg_modalities" in proc.stderr

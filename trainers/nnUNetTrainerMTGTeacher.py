@@ -3,9 +3,10 @@
 loss = nnU-Net's loss + lambda_align * (KL(q(z | x * m) || N(0, I)) at the aligned encoder stages
                                         and/or the stem anchor loss)
 
-`nnUNetTrainerMTGTeacher` is the default form; the named forms are
-`...Bottleneck` (Gaussian head on the bottleneck), `...AllStages` (on every stage, free bits),
-`...Mixture` and `...Gaussian` (modality stem with that anchor kind).
+`nnUNetTrainerMTGTeacher` has the default form, the mixture stem: the form whose teachers scored best over the 15
+subsets in the accuracy experiment (docs/RESULTS.md). The named forms are `...Bottleneck` (Gaussian head on the
+bottleneck), `...AllStages` (on every stage, free bits), `...Mixture` and `...Gaussian` (modality stem with that
+anchor kind); a form mixin listed before the default class sets its attributes.
 """
 import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -19,10 +20,11 @@ from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModa
 
 
 class nnUNetTrainerMTGTeacher(LossTermsMixin, nnUNetTrainerModalityDropout):
-    # the default form (nnunetv2_mtg/forms.py lists the attributes; README says why this one)
-    aligned_stages = (-1,)
+    # the default form: the mixture stem, as MixtureStemForm (nnunetv2_mtg/forms.py lists the attributes; README
+    # says why this one)
+    aligned_stages = ()
     free_bits = 0.0
-    stem_anchor = None
+    stem_anchor = "mixture"
     lambda_align = 0.1
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,

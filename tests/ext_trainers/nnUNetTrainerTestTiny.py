@@ -10,6 +10,7 @@ from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import (nnUNetTrainerMTGStude
                                                             nnUNetTrainerMTGStudentGaussian,
                                                             nnUNetTrainerMTGStudentMixture)
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherAllStages,
+                                                            nnUNetTrainerMTGTeacherBottleneck,
                                                             nnUNetTrainerMTGTeacherGaussian,
                                                             nnUNetTrainerMTGTeacherMixture)
 from nnunetv2_mtg.trainers.nnUNetTrainerProtoKDStudent import nnUNetTrainerProtoKDStudent
@@ -20,7 +21,7 @@ class nnUNetTrainerTestTiny(SmokeSchedule, nnUNetTrainer):
 
 
 # <trainer>_12iters: one epoch of 12 iterations, no final validation (the schedule of the accuracy experiment)
-add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTrainerMTGTeacher,
+add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTrainerMTGTeacherBottleneck,
                        nnUNetTrainerMTGTeacherAllStages, nnUNetTrainerMTGTeacherMixture, nnUNetTrainerMTGTeacherGaussian,
                        nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture, nnUNetTrainerMTGStudentGaussian,
                        nnUNetTrainerProtoKDStudent)
