@@ -256,6 +256,7 @@ class Experiment:
             self.jobs_total = len(self.planned)
             self.run_jobs(self.planned)
         if self.a.train_only:
+            self.record_invocation(time.time() - t_start)
             log("every model is trained (--train-only); run the command again without it to evaluate")
             return
 
@@ -280,18 +281,23 @@ class Experiment:
                self.logfile("gap"))
         from accuracy_report import write_results
 
-        wall = self.record_wall_time(time.time() - t_start)
-        path = write_results(self, trainers, finalists, best, groups, ev, gap_out, wall)
+        runs = self.record_invocation(time.time() - t_start)
+        path = write_results(self, trainers, finalists, best, groups, ev, gap_out, runs)
         log(f"results in {path}")
 
-    def record_wall_time(self, seconds: float) -> float:
-        """Total wall time over every invocation of the experiment (it may be resumed several times)."""
-        path = os.path.join(self.ws, "wall_time.json")
-        total = json.load(open(path))["seconds"] if os.path.isfile(path) else 0.0
-        total += seconds
-        with open(path, "w") as f:
-            json.dump({"seconds": total}, f)
-        return total
+    def record_invocation(self, seconds: float) -> list[dict]:
+        """Every invocation of the experiment in this workspace, oldest first: it may be resumed several times, or
+        trained on one machine (--train-only) and evaluated on another."""
+        from accuracy_report import machine
+
+        path = os.path.join(self.ws, "invocations.json")
+        runs = json.load(open(path)) if os.path.isfile(path) else []
+        runs.append({"command": self.a.command, "machine": machine(self.a.device), "seconds": round(seconds),
+                     "ended": time.strftime("%Y-%m-%d %H:%M")})
+        with open(path + ".tmp", "w") as f:
+            json.dump(runs, f, indent=1)
+        os.replace(path + ".tmp", path)
+        return runs
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -13,7 +13,7 @@ SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over
                   "full_input_sd_over_folds", "per_fold_mean_dice")
 
 
-def _machine(device: str) -> str:
+def machine(device: str) -> str:
     import nnunetv2  # noqa: F401
     import torch
     from importlib.metadata import version
@@ -81,7 +81,7 @@ def _pct(v: float) -> str:
 
 
 def write_results(exp, trainers: list[str], finalists: list[str], best: str | None, groups: dict, ev: str,
-                  gap_out: str, wall_seconds: float) -> str:
+                  gap_out: str, runs: list[dict]) -> str:
     a = exp.a
     it = a.iterations
     out_dir = os.path.abspath(a.results)
@@ -98,9 +98,10 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
                 f"(chosen on fold 0's validation cases: **{best}**)" if a.screening else ""),
              f"- code: commit {_commit()} of nnunetv2-mtg",
              f"- trained on: {_trained_on(exp, finalists)}",
-             f"- evaluated on: {_machine(a.device)}",
-             f"- wall time: {wall_seconds / 3600:.1f} h (all invocations of the command on the evaluating machine "
-             "together)",
+             f"- evaluated on: {machine(a.device)}",
+             f"- wall time: {sum(r['seconds'] for r in runs) / 3600:.1f} h over {len(runs)} run(s) of the command:",
+             *[f"  {i}. `{r['command']}` on {r['machine']}: {r['seconds'] / 60:.1f} min (ended {r['ended']})"
+               + (f"; {r['note']}" if r.get("note") else "") for i, r in enumerate(runs, 1)],
              "- Dice x100, mean over the cases; \"mean\" = mean of WT, TC, ET; spread = SD of the per-fold means", ""]
 
     summary = []
