@@ -170,12 +170,9 @@ class Experiment:
 
     def run_jobs(self, jobs: list[tuple[str, int]]) -> None:
         """Train `jobs`, --jobs of them at once; a student starts once its teacher of the same fold is trained."""
-        pending = sorted(jobs, key=lambda j: (j[1], j[0] in STUDENTS))
-        if self.a.jobs == 1:
-            for t, f in pending:
-                self.train(t, f)
-            return
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        pending = sorted(jobs, key=lambda j: (j[1], j[0] in STUDENTS))
 
         running: dict = {}
         with ThreadPoolExecutor(self.a.jobs) as pool:

@@ -49,7 +49,7 @@ def test_students_wait_for_their_teacher_and_at_most_jobs_run(tmp_path, monkeypa
 
 
 def test_a_student_without_its_teacher_is_refused(tmp_path, monkeypatch):
-    exp, _, done = _experiment(tmp_path, monkeypatch, jobs=2)
+    exp, _, done = _experiment(tmp_path, monkeypatch, jobs=1)
     with pytest.raises(SystemExit, match="teachers are not part of this run"):
         exp.run_jobs([("nnUNetTrainerKDStudent", 0), ("nnUNetTrainer", 0)])
     assert done == {("nnUNetTrainer", 0)}
