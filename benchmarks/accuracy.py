@@ -38,17 +38,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BIN = os.path.dirname(sys.executable)
 PHANTOM_ID = 960
-FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian")
+FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "MixtureRawLoss", "Standin", "FirstBlock")
+STUDENT_FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "Standin", "FirstBlock")
 STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerKDStudent",
                                "nnUNetTrainerProtoKDStudent")
-TEACHERS = [STOCK, DROPOUT] + [f"nnUNetTrainerMTGTeacher{f}" for f in FORMS]
-STUDENTS = [KD, PROTOKD] + [f"nnUNetTrainerMTGStudent{f}" for f in FORMS]
-TEACHER_OF = {KD: DROPOUT, PROTOKD: DROPOUT, **{f"nnUNetTrainerMTGStudent{f}": f"nnUNetTrainerMTGTeacher{f}" for f in FORMS}}
+NOALIGN = "nnUNetTrainerMTGTeacherNoAlign"
+TEACHERS = [STOCK, DROPOUT, NOALIGN] + [f"nnUNetTrainerMTGTeacher{f}" for f in FORMS]
+STUDENTS = [KD, PROTOKD] + [f"nnUNetTrainerMTGStudent{f}" for f in STUDENT_FORMS]
+TEACHER_OF = {KD: DROPOUT, PROTOKD: DROPOUT,
+              **{f"nnUNetTrainerMTGStudent{f}": f"nnUNetTrainerMTGTeacher{f}" for f in STUDENT_FORMS}}
 # where each trainer's class lives, for the iteration variants
 MODULES = {STOCK: "nnunetv2.training.nnUNetTrainer.nnUNetTrainer", DROPOUT: "nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout",
            KD: "nnunetv2_mtg.trainers.nnUNetTrainerKDStudent", PROTOKD: "nnunetv2_mtg.trainers.nnUNetTrainerProtoKDStudent",
+           NOALIGN: "nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher",
            **{f"nnUNetTrainerMTGTeacher{f}": "nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher" for f in FORMS},
-           **{f"nnUNetTrainerMTGStudent{f}": "nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent" for f in FORMS}}
+           **{f"nnUNetTrainerMTGStudent{f}": "nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent" for f in STUDENT_FORMS}}
 
 
 def log(msg: str) -> None:
@@ -169,10 +173,11 @@ class Experiment:
         log(f"    done in {self.durations[-1] / 60:.1f} min; {left} trainings left, about {eta / 3600:.1f} h")
 
     def run_jobs(self, jobs: list[tuple[str, int]]) -> None:
-        """Train `jobs`, --jobs of them at once; a student starts once its teacher of the same fold is trained."""
+        """Train `jobs`, --jobs of them at once, fold by fold in the order of --trainers (so the main comparisons can
+        be listed first); a student starts once its teacher of the same fold is trained."""
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-        pending = sorted(jobs, key=lambda j: (j[1], j[0] in STUDENTS))
+        pending = sorted(jobs, key=lambda j: j[1])  # stable: within a fold, the order given
 
         running: dict = {}
         with ThreadPoolExecutor(self.a.jobs) as pool:
@@ -206,11 +211,11 @@ class Experiment:
         if os.path.isfile(path):
             with open(path) as f:
                 return json.load(f)["form"]
-        students = [f"nnUNetTrainerMTGStudent{f}" for f in FORMS]
+        students = [f"nnUNetTrainerMTGStudent{f}" for f in STUDENT_FORMS]
         out = os.path.join(self.ws, "selection")
         self.evaluate(students, [0], out, test_cases=False)
         scores = {f: self.mean_dice(os.path.join(out, variant(f"nnUNetTrainerMTGStudent{f}", self.a.iterations)))
-                  for f in FORMS}
+                  for f in STUDENT_FORMS}
         best = max(scores, key=scores.get)
         with open(path, "w") as f:
             json.dump({"form": best, "mean_dice_on_fold0_validation": scores}, f, indent=1)
@@ -235,13 +240,13 @@ class Experiment:
         write_variants(self.ext, trainers, self.a.iterations)
         folds = self.a.folds
         if self.a.screening:
-            forms = [f for f in FORMS if f"nnUNetTrainerMTGStudent{f}" in trainers]
+            forms = [f for f in STUDENT_FORMS if f"nnUNetTrainerMTGStudent{f}" in trainers]
             first = [(t, folds[0]) for t in trainers]
             self.planned = list(first)
             self.jobs_total = len(first) + 6 * (len(folds) - 1)  # the finalists' count, known after the choice
             self.run_jobs(first)
             best = self.select_form() if len(forms) > 1 else forms[0]
-            finalists = [t for t in trainers if t in (STOCK, DROPOUT, KD, PROTOKD)
+            finalists = [t for t in trainers if t in (STOCK, DROPOUT, NOALIGN, KD, PROTOKD)
                          or t in (f"nnUNetTrainerMTGTeacher{best}", f"nnUNetTrainerMTGStudent{best}")]
             rest = [(t, f) for f in folds[1:] for t in finalists]
             self.planned += rest

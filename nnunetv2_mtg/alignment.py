@@ -70,7 +70,7 @@ class AlignedUNet(nn.Module):
     """
 
     def __init__(self, network: nn.Module, stages: tuple[int, ...] = (-1,), free_bits: float = 0.0,
-                 stem: ModalityStem | None = None):
+                 stem: ModalityStem | None = None, stem_inside: bool = False):
         super().__init__()
         name = type(network).__name__
         if name not in SUPPORTED_NETWORKS:
@@ -78,9 +78,15 @@ class AlignedUNet(nn.Module):
                              f"network_class_name). Supported: {', '.join(SUPPORTED_NETWORKS)}.")
         if free_bits < 0:
             raise ValueError(f"free_bits must be >= 0, got {free_bits}")
-        self.stem = stem
         self.encoder = network.encoder
         self.decoder = network.decoder
+        self.stem_in_front = stem is not None and not stem_inside
+        if stem_inside:
+            # the stem is the encoder's first block (state_dict: encoder.*); this is a reference, not a submodule
+            first_block(self.encoder).convs[0] = stem
+            self.__dict__["stem"] = stem
+        else:
+            self.stem = stem
         channels = latent_channels(self.encoder.output_channels, stages)
         self.stages = tuple(channels)
         self.free_bits = free_bits
@@ -89,7 +95,7 @@ class AlignedUNet(nn.Module):
         self._kl: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor):
-        if self.stem is not None:
+        if self.stem_in_front:
             x = self.stem(x)
         skips = list(self.encoder(x))
         latents = {}
@@ -114,9 +120,17 @@ class AlignedUNet(nn.Module):
         return self._kl if self._kl is not None else self._kl_to_anchor()
 
     def compute_conv_feature_map_size(self, input_size):
-        stem = 0 if self.stem is None else self.stem.out_channels * int(np.prod(input_size))
+        stem = self.stem.out_channels * int(np.prod(input_size)) if self.stem_in_front else 0
         return stem + self.encoder.compute_conv_feature_map_size(input_size) + \
             self.decoder.compute_conv_feature_map_size(input_size)
+
+
+def first_block(encoder: nn.Module) -> nn.Module:
+    """The StackedConvBlocks whose first ConvDropoutNormReLU sees the input: stage 0 of PlainConvUNet's encoder,
+    the stem of ResidualEncoderUNet's."""
+    if getattr(encoder, "stem", None) is not None:
+        return encoder.stem
+    return encoder.stages[0][-1]
 
 
 def check_plans_network(plans: dict, configuration: str) -> None:

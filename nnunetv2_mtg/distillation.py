@@ -18,11 +18,14 @@ from torch import nn
 from nnunetv2_mtg.alignment import kl_between_gaussians
 
 
-def kd_softmax(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Label training: KL(softmax(t / T) || softmax(s / T)) summed over classes, averaged over voxels, x T^2."""
+def kd_softmax(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+               class_mean: bool = False) -> torch.Tensor:
+    """Label training: KL(softmax(t / T) || softmax(s / T)) summed over classes (Hinton et al.; with `class_mean`
+    the pointwise terms are averaged over classes too, as ProtoKD's code does), averaged over voxels, x T^2."""
     t = F.log_softmax(teacher_logits.float() / temperature, dim=1)
     s = F.log_softmax(student_logits.float() / temperature, dim=1)
-    return (t.exp() * (t - s)).sum(1).mean() * temperature ** 2
+    pointwise = t.exp() * (t - s)
+    return (pointwise.mean() if class_mean else pointwise.sum(1).mean()) * temperature ** 2
 
 
 def kd_sigmoid(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -41,10 +44,13 @@ def full_resolution(output):
 
 
 def kd_loss(student_output, teacher_output: torch.Tensor, temperature: float, regions: bool,
-            t_squared: bool = True) -> torch.Tensor:
+            t_squared: bool = True, class_mean: bool = False) -> torch.Tensor:
     """Distil the teacher's full-resolution output into the student's (a deep-supervision list or a tensor).
-    Without `t_squared` the divergence is not multiplied by T^2."""
-    kd = (kd_sigmoid if regions else kd_softmax)(full_resolution(student_output), teacher_output, temperature)
+    Without `t_squared` the divergence is not multiplied by T^2; `class_mean` averages the softmax KL's terms over
+    the classes instead of summing them (the region KL is always averaged over regions)."""
+    s = full_resolution(student_output)
+    kd = kd_sigmoid(s, teacher_output, temperature) if regions else \
+        kd_softmax(s, teacher_output, temperature, class_mean)
     return kd if t_squared else kd / temperature ** 2
 
 
@@ -54,10 +60,20 @@ def latent_kl(student_latents: dict, teacher_latents: dict) -> torch.Tensor:
                         for s in student_latents]).mean()
 
 
+def standardise(features: torch.Tensor) -> torch.Tensor:
+    """Per sample: each channel's voxel mean removed, divided by the RMS of the result over channels and voxels,
+    so a common rescaling of the features (a norm's learnable scale) does not change it."""
+    f = features.float()
+    f = f - f.flatten(2).mean(2).view(*f.shape[:2], *([1] * (f.ndim - 2)))
+    rms = f.flatten(1).square().mean(1).add(1e-8).sqrt()
+    return f / rms.view(-1, *([1] * (f.ndim - 1)))
+
+
 def stem_feature_distance(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
-    """Mean squared distance between the student's stem output (missing modalities already replaced by its
-    anchor) and the teacher's on the unmasked patch."""
-    return (student_features.float() - teacher_features.float()).square().mean()
+    """Mean squared distance between the standardised stem outputs of the student (missing modalities already
+    replaced by its anchor) and of the teacher on the unmasked patch: scale-invariant on both sides, so neither
+    network can satisfy it by shrinking its features."""
+    return (standardise(student_features) - standardise(teacher_features)).square().mean()
 
 
 def class_masks(target, label_manager) -> torch.Tensor:

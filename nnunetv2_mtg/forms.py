@@ -3,9 +3,13 @@
 A form says where the representation is pulled onto an anchor:
 - `aligned_stages`: encoder stages with a Gaussian head and the KL to N(0, I) (`(-1,)` the bottleneck,
   `"all"` every stage the decoder reads, skips included), with `free_bits` nats per channel free of cost;
-- `stem_anchor`: a modality stem with learnable anchors in front of the encoder (`"mixture"` or
-  `"gaussian"`, see stem.py), `stem_channels_per_modality` features per modality (default: the first
-  stage's width divided among the modalities, at least 4), `anchor_sigma_floor` for the Gaussian anchor.
+- `stem_anchor`: per-modality features with a learnable anchor (`"mixture"`, `"standin"` or `"gaussian"`, see
+  stem.py), placed by `stem_placement`: `"front"` a modality stem in front of the encoder with
+  `stem_channels_per_modality` features per modality (default: the first stage's width divided among the
+  modalities, at least 4), or `"first_block"` nnU-Net's own first convolution grouped by modality (the first
+  stage's width divided among the modalities); `anchor_loss` `"invariant"` (default) or `"raw"` (the earlier
+  scale-dependent loss), `anchor_loss_pool` (average the features over blocks of that size before the loss),
+  `anchor_sigma_floor` for the Gaussian anchor.
 The shipped trainers use one of these each; a subclass may combine them. The attributes are checked at
 trainer start, before nnU-Net creates any folder, so a typo in a user's subclass costs nothing.
 """
@@ -16,7 +20,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from nnunetv2_mtg.env import UserInputError
-from nnunetv2_mtg.stem import ANCHOR_KINDS, ModalityStem
+from nnunetv2_mtg.stem import ANCHOR_KINDS, LOSS_KINDS, ModalityStem, group_first_conv, grouped_block
+
+PLACEMENTS = ("front", "first_block")
 
 
 @dataclass(frozen=True)
@@ -27,12 +33,16 @@ class AlignmentForm:
     stem_anchor: str | None = None
     stem_channels: int | None = None  # per modality; None without a stem
     sigma_floor: float = 0.1
+    placement: str = "front"
+    loss_kind: str = "invariant"
+    loss_pool: int = 1
 
     @property
     def name(self) -> str:
         parts = []
         if self.stem_anchor:
-            parts.append(f"stem-{self.stem_anchor}")
+            where = "stem" if self.placement == "front" else "first-block"
+            parts.append(f"{where}-{self.stem_anchor}" + ("-raw-loss" if self.loss_kind == "raw" else ""))
         if self.stages == tuple(range(len(self.widths))):
             parts.append("all-stages")
         elif self.stages == (len(self.widths) - 1,):
@@ -44,7 +54,7 @@ class AlignmentForm:
     @property
     def structure(self) -> tuple:
         """What a student's latent terms need to equal its teacher's."""
-        return self.stages, self.stem_anchor, self.stem_channels
+        return self.stages, self.stem_anchor, self.stem_channels, self.placement
 
 
 def read_form(trainer_class: type, arch_kwargs: dict, num_modalities: int) -> AlignmentForm:
@@ -79,30 +89,56 @@ def read_form(trainer_class: type, arch_kwargs: dict, num_modalities: int) -> Al
     if floor <= 0:
         raise UserInputError(f"{who}.anchor_sigma_floor = {floor}: must be > 0, or the Gaussian anchor's loss has "
                              f"no lower bound.")
+    placement = getattr(trainer_class, "stem_placement", "front")
+    if placement not in PLACEMENTS:
+        raise UserInputError(f"{who}.stem_placement = {placement!r}: known are {', '.join(map(repr, PLACEMENTS))}.")
+    loss_kind = getattr(trainer_class, "anchor_loss", "invariant")
+    if loss_kind not in LOSS_KINDS:
+        raise UserInputError(f"{who}.anchor_loss = {loss_kind!r}: known are {', '.join(map(repr, LOSS_KINDS))}.")
+    pool = getattr(trainer_class, "anchor_loss_pool", 1)
+    if not isinstance(pool, int) or pool < 1:
+        raise UserInputError(f"{who}.anchor_loss_pool = {pool!r}: must be an integer >= 1 (1: no pooling).")
     channels = None
-    if anchor is not None:
-        channels = getattr(trainer_class, "stem_channels_per_modality", None) or \
-            max(4, int(arch_kwargs["features_per_stage"][0]) // num_modalities)
+    first = int(arch_kwargs["features_per_stage"][0])
+    if anchor is not None and placement == "first_block":
+        if first % num_modalities:
+            raise UserInputError(f"{who}: stem_placement 'first_block' splits the first stage's {first} features "
+                                 f"among the {num_modalities} modalities, which does not divide evenly. Use plans "
+                                 f"whose first stage has a multiple of {num_modalities} features, or the front "
+                                 f"stem (stem_placement = 'front').")
+        channels = first // num_modalities
+    elif anchor is not None:
+        channels = getattr(trainer_class, "stem_channels_per_modality", None) or max(4, first // num_modalities)
         if int(channels) < 1:
             raise UserInputError(f"{who}.stem_channels_per_modality = {channels}: must be >= 1.")
-    return AlignmentForm(stages, tuple(int(w) for w in arch_kwargs["features_per_stage"]), free_bits, anchor, None if channels is None else int(channels), floor)
+    return AlignmentForm(stages, tuple(int(w) for w in arch_kwargs["features_per_stage"]), free_bits, anchor,
+                         None if channels is None else int(channels), floor, placement, loss_kind, pool)
 
 
 def input_channels(form: AlignmentForm, num_modalities: int) -> int:
     """What nnU-Net's encoder takes: the modalities, or the stem's output when there is a stem."""
-    return num_modalities if form.stem_anchor is None else num_modalities * form.stem_channels
+    if form.stem_anchor is None or form.placement == "first_block":
+        return num_modalities
+    return num_modalities * form.stem_channels
 
 
 def wrap(form: AlignmentForm, network: nn.Module, num_modalities: int) -> nn.Module:
     """nnU-Net's network (built for `input_channels`) with the form's stem and heads around it."""
     from nnunetv2_mtg.alignment import AlignedUNet
 
+    from nnunetv2_mtg.alignment import first_block
+
     stem = None
     if form.stem_anchor is not None:
         e = network.encoder
-        stem = ModalityStem(num_modalities, form.stem_channels, form.stem_anchor, e.conv_op, e.norm_op,
-                            e.norm_op_kwargs, e.nonlin, e.nonlin_kwargs, form.sigma_floor)
-    return AlignedUNet(network, form.stages, form.free_bits, stem)
+        if form.placement == "first_block":
+            block = group_first_conv(first_block(e).convs[0], num_modalities)
+        else:
+            block = grouped_block(num_modalities, form.stem_channels, e.conv_op, e.norm_op, e.norm_op_kwargs,
+                                  e.nonlin, e.nonlin_kwargs)
+        stem = ModalityStem(num_modalities, form.stem_channels, form.stem_anchor, block, form.sigma_floor,
+                            form.loss_kind, form.loss_pool)
+    return AlignedUNet(network, form.stages, form.free_bits, stem, stem_inside=form.placement == "first_block")
 
 
 class BottleneckForm:
@@ -126,6 +162,32 @@ class MixtureStemForm:
 
     aligned_stages = ()
     stem_anchor = "mixture"
+    stem_placement = "front"
+    anchor_loss = "invariant"
+
+
+class MixtureStemRawLossForm(MixtureStemForm):
+    """The mixture stem with the earlier scale-dependent loss (mean squared distance): the form the first accuracy
+    experiment measured, kept so the experiment can compare the two losses."""
+
+    anchor_loss = "raw"
+
+
+class StandinStemForm(MixtureStemForm):
+    """Modality stem; each missing modality is replaced by its own learnable mixture of the present ones."""
+
+    stem_anchor = "standin"
+
+
+class FirstBlockForm:
+    """nnU-Net's first convolution grouped by modality; its output is aligned to the mixture anchor (the loss on a
+    2x average-pooled copy) and a missing modality's share is replaced by the anchor; the rest is stock."""
+
+    aligned_stages = ()
+    stem_anchor = "mixture"
+    stem_placement = "first_block"
+    anchor_loss = "invariant"
+    anchor_loss_pool = 2
 
 
 class GaussianStemForm:
@@ -134,3 +196,5 @@ class GaussianStemForm:
 
     aligned_stages = ()
     stem_anchor = "gaussian"
+    stem_placement = "front"
+    anchor_loss = "invariant"

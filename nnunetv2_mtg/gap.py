@@ -68,7 +68,7 @@ class Probe:
 
         def stem_output(module, args, output):
             captured["stem"] = output
-            return module.anchor_everywhere() if replace == "stem" else None
+            return module.anchor_everywhere(args[0]) if replace == "stem" else None
 
         handles = [self.network.decoder.register_forward_pre_hook(decoder_input)]
         if self.stem is not None:

@@ -14,20 +14,21 @@ from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 
 
 class SubsetSampler:
-    """Draws presence masks over `num_channels`: the full set with probability `p_full`, else one of
-    the non-empty subsets uniformly; or always `fixed` when given."""
+    """Draws presence masks over `num_channels`: the full set with probability exactly `p_full`, else one of the
+    other non-empty subsets uniformly; with `p_full=None` one of all 2^C - 1 non-empty subsets uniformly (the
+    full set among them); or always `fixed` when given."""
 
-    def __init__(self, num_channels: int, p_full: float = 0.0, fixed: tuple[bool, ...] | None = None):
+    def __init__(self, num_channels: int, p_full: float | None = None, fixed: tuple[bool, ...] | None = None):
         if num_channels < 2:
             raise ValueError(f"need at least 2 channels to mask, got {num_channels}")
-        if not 0.0 <= p_full <= 1.0:
-            raise ValueError(f"p_full must be in [0, 1], got {p_full}")
+        if p_full is not None and not 0.0 <= p_full <= 1.0:
+            raise ValueError(f"p_full must be in [0, 1] or None (uniform over all subsets), got {p_full}")
         if fixed is not None and (len(fixed) != num_channels or not any(fixed)):
             raise ValueError(f"fixed subset {fixed} must have {num_channels} entries, at least one True")
         self.num_channels = num_channels
         self.p_full = p_full
         self.fixed = None if fixed is None else np.array(fixed, dtype=bool)
-        # all non-empty subsets as rows of a boolean table; row index = binary code - 1
+        # all non-empty subsets as rows of a boolean table; row index = binary code - 1 (the full set is last)
         codes = np.arange(1, 2 ** num_channels)
         self.subsets = ((codes[:, None] >> np.arange(num_channels)) & 1).astype(bool)
 
@@ -40,8 +41,11 @@ class SubsetSampler:
         else:
             uniform = rng.random if rng is not None else np.random.random
             integers = rng.integers if rng is not None else np.random.randint
-            masks = self.subsets[integers(0, len(self.subsets), size=k)]
-            masks[uniform(k) < self.p_full] = True
+            if self.p_full is None:
+                masks = self.subsets[integers(0, len(self.subsets), size=k)]
+            else:  # the full set is the last row: draw among the others, then make p_full of the draws full
+                masks = self.subsets[integers(0, len(self.subsets) - 1, size=k)]
+                masks[uniform(k) < self.p_full] = True
         return masks[0] if n is None else masks
 
     def draw_torch(self, n: int, device: torch.device) -> torch.Tensor:
@@ -95,7 +99,7 @@ def insert_masking(pipeline: BasicTransform, masking: BasicTransform) -> Compose
     return ComposeTransforms(transforms)
 
 
-def sampler_for_dataset(modalities: list[str], p_full: float, fixed_subset: str | None) -> SubsetSampler:
+def sampler_for_dataset(modalities: list[str], p_full: float | None, fixed_subset: str | None) -> SubsetSampler:
     """The sampler a trainer's class attributes ask for; `fixed_subset` is a subset name like "T2"."""
     from nnunetv2_mtg.modalities import enumerate_subsets, find_subsets
 

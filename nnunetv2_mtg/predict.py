@@ -221,7 +221,7 @@ def trained_subsets(trainer_name: str, modalities: list[str]) -> list[tuple[bool
     from nnunetv2_mtg.modalities import enumerate_subsets, find_subsets
 
     cls = recursive_find_trainer_class_by_name(trainer_name)
-    if cls is None or getattr(cls, "p_full", None) is None:  # a stock trainer: always every modality
+    if cls is None or not hasattr(cls, "mask_in_data_loader"):  # a stock trainer: always every modality
         return [tuple([True] * len(modalities))]
     fixed = getattr(cls, "fixed_subset", None)
     if fixed is not None:

@@ -1,10 +1,14 @@
 """Paired comparisons of trainers on the same cases: mean difference, bootstrap CI, Wilcoxon signed-rank test.
 
 Units are cases; several folds (nnU-Net's folds used as repeats of the training) evaluated on the same cases
-are pooled as case x fold. The confidence interval resamples cases with all their folds (a cluster
-bootstrap: a case seen by three models is not three independent cases), and the Wilcoxon test runs on each
-case's difference averaged over the folds, so that both treat cases, not case x fold pairs, as independent.
-Both come from scipy (`scipy.stats.bootstrap`, `scipy.stats.wilcoxon`).
+are pooled as case x fold. Two sources of variance: the cases, and the training runs (a fold's model is one
+draw of the training). The confidence interval is a two-level bootstrap that resamples both: the folds with
+replacement and, independently, the cases with replacement (test cases are shared by the folds, so the two
+are crossed), each resample's difference the mean over the drawn case x fold cells that exist. With one fold
+it is the bootstrap over cases alone, and the run-to-run variance is not in it (say so). The per-fold mean
+differences are kept beside it. The Wilcoxon test (scipy) runs on each case's difference averaged over the
+folds. A verdict of better or worse needs both: the CI excludes 0 and the Holm-corrected p (over the
+comparisons of one table) is below 0.05.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ class PairedDifference:
     p_value: float  # two-sided Wilcoxon signed-rank over cases
     n_cases: int
     n_folds: int
+    per_fold: tuple[tuple[str, float], ...] = ()  # (fold, mean difference over that fold's cases)
 
 
 def dice_table(rows: list[dict], fold=None) -> dict[tuple, float]:
@@ -49,7 +54,7 @@ def dice_table(rows: list[dict], fold=None) -> dict[tuple, float]:
 def paired_difference(trainer: dict[tuple, float], reference: dict[tuple, float], subset: str, region: str,
                       n_resamples: int = 5000, seed: int = 0) -> PairedDifference:
     """trainer minus reference on the cases (x folds) both have, for one subset (or MEAN) and region (or MEAN)."""
-    from scipy.stats import bootstrap, wilcoxon
+    from scipy.stats import wilcoxon
 
     units = sorted({k[:2] for k in reference if k[2] == subset and k[3] == region} &
                    {k[:2] for k in trainer if k[2] == subset and k[3] == region}, key=str)
@@ -58,23 +63,60 @@ def paired_difference(trainer: dict[tuple, float], reference: dict[tuple, float]
     cases = sorted({c for c, _ in units})
     folds = sorted({f for _, f in units}, key=str)
     diff = {u: trainer[(*u, subset, region)] - reference[(*u, subset, region)] for u in units}
-    per_case = [[d for (c, _), d in diff.items() if c == case] for case in cases]
-    case_means = np.array([np.mean(v) for v in per_case])
+    matrix = np.full((len(cases), len(folds)), np.nan)
+    for (c, f), d in diff.items():
+        matrix[cases.index(c), folds.index(f)] = d
+    case_means = np.nanmean(matrix, axis=1)
     mean = float(np.mean(list(diff.values())))
-    if len(cases) < 2 or np.all(case_means == case_means[0]):
-        low = high = float(case_means[0]) if np.all(case_means == case_means[0]) else float("nan")
-    else:
-        sums = np.array([np.sum(v) for v in per_case])
-        counts = np.array([len(v) for v in per_case], dtype=float)
-        ci = bootstrap((np.arange(len(cases)),), lambda idx, axis=-1: sums[idx].sum(axis) / counts[idx].sum(axis),
-                       confidence_level=0.95, n_resamples=n_resamples, method="percentile", vectorized=True,
-                       rng=np.random.default_rng(seed)).confidence_interval
-        low, high = float(ci.low), float(ci.high)
+    low, high = hierarchical_bootstrap_ci(matrix, n_resamples, seed)
     if np.all(case_means == 0):
         p = 1.0
     else:
         p = float(wilcoxon(case_means, zero_method="wilcox").pvalue) if len(cases) > 1 else float("nan")
-    return PairedDifference(mean, low, high, p, len(cases), len(folds))
+    per_fold = tuple((str(f), float(np.nanmean(matrix[:, k]))) for k, f in enumerate(folds))
+    return PairedDifference(mean, low, high, p, len(cases), len(folds), per_fold)
+
+
+def hierarchical_bootstrap_ci(matrix: np.ndarray, n_resamples: int = 5000, seed: int = 0,
+                              level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of the mean of a (cases x folds) matrix of differences (nan = that case was not evaluated in
+    that fold), resampling folds and cases independently with replacement."""
+    valid = ~np.isnan(matrix)
+    values = np.where(valid, matrix, 0.0)
+    n_cases, n_folds = matrix.shape
+    if n_cases < 2 and n_folds < 2:
+        return float(np.nanmean(matrix)), float(np.nanmean(matrix))
+    rng = np.random.default_rng(seed)
+    case_w = np.stack([np.bincount(rng.integers(0, n_cases, n_cases), minlength=n_cases) for _ in range(n_resamples)])
+    fold_w = np.stack([np.bincount(rng.integers(0, n_folds, n_folds), minlength=n_folds) for _ in range(n_resamples)])
+    sums = np.einsum("bc,cf,bf->b", case_w, values, fold_w)
+    counts = np.einsum("bc,cf,bf->b", case_w, valid.astype(float), fold_w)
+    stats = sums[counts > 0] / counts[counts > 0]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(stats, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); nan stays nan."""
+    p = np.asarray(p_values, dtype=float)
+    finite = np.flatnonzero(~np.isnan(p))
+    order = finite[np.argsort(p[finite])]
+    adjusted = np.full_like(p, np.nan)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (len(order) - rank) * p[i])
+        adjusted[i] = min(1.0, running)
+    return adjusted.tolist()
+
+
+def verdict(d: PairedDifference, p_adjusted: float, alpha: float = 0.05) -> str:
+    """better / worse only when the CI excludes 0 and the adjusted p is below alpha; otherwise not shown."""
+    if d.ci_low > 0 and p_adjusted < alpha:
+        return "better"
+    if d.ci_high < 0 and p_adjusted < alpha:
+        return "worse"
+    return "no difference shown"
 
 
 def fold_means(table: dict[tuple, float], subset: str = MEAN, region: str = MEAN) -> dict:

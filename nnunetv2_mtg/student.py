@@ -21,7 +21,7 @@ from nnunetv2_mtg.teacher import find_teacher_checkpoint, load_teacher
 
 class DistillationMixin:
     """Put before an nnU-Net trainer that has LossTermsMixin. Class attributes: `teacher_trainer` (the
-    paired teacher's trainer name), `lambda_kd`, `kd_temperature`, `kd_t_squared`, and `lambda_lat` (the
+    paired teacher's trainer name), `lambda_kd`, `kd_temperature`, `kd_t_squared`, `kd_class_mean`, and `lambda_lat` (the
     latent terms of aligned students: KL between the Gaussian heads' latents, distance between the stem
     features; they need a teacher of the same alignment form)."""
 
@@ -29,6 +29,7 @@ class DistillationMixin:
     lambda_kd = 1.0
     kd_temperature = 2.0
     kd_t_squared = True
+    kd_class_mean = False
     lambda_lat = 0.0
     mask_in_data_loader = False
 
@@ -42,6 +43,9 @@ class DistillationMixin:
         self.teacher_network = load_teacher(self.teacher_checkpoint, plans, configuration, fold, dataset_json,
                                             (type(self).__name__, self.teacher_trainer, self.form)
                                             if self.lambda_lat else None)
+        teacher_stem = getattr(self.teacher_network, "stem", None)
+        if teacher_stem is not None:  # the frozen teacher runs in eval mode, where a stem keeps nothing by default
+            teacher_stem.retain = True
         self._teacher_output = None
         self._teacher_latents = self._teacher_stem = None
         super().__init__(plans, configuration, fold, dataset_json, device)
@@ -71,7 +75,8 @@ class DistillationMixin:
         terms = dict(super().loss_term_functions())
         regions = self.label_manager.has_regions
         terms["kd"] = (self.lambda_kd, lambda output, target: kd_loss(output, self._teacher_output, self.kd_temperature,
-                                                                       regions, self.kd_t_squared))
+                                                                       regions, self.kd_t_squared,
+                                                                       self.kd_class_mean))
         if self.lambda_lat and self.form.stages:
             terms["kl_latent"] = (self.lambda_lat, lambda output, target: latent_kl(unwrap(self.network).latents,
                                                                                     self._teacher_latents))

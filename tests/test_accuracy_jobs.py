@@ -53,3 +53,13 @@ def test_a_student_without_its_teacher_is_refused(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="teachers are not part of this run"):
         exp.run_jobs([("nnUNetTrainerKDStudent", 0), ("nnUNetTrainer", 0)])
     assert done == {("nnUNetTrainer", 0)}
+
+
+def test_jobs_run_fold_by_fold_in_the_given_order(tmp_path, monkeypatch):
+    """The main comparisons can be listed first: at --jobs 1 the order of --trainers is kept within each fold, a
+    student right after its teacher when listed so."""
+    exp, log, _ = _experiment(tmp_path, monkeypatch, jobs=1)
+    order = [accuracy.DROPOUT, "nnUNetTrainerMTGTeacherMixture", accuracy.KD, "nnUNetTrainerMTGStudentMixture",
+             accuracy.STOCK]
+    exp.run_jobs([(t, f) for f in (0, 1) for t in order])
+    assert [(t, f) for kind, t, f, _ in log if kind == "start"] == [(t, f) for f in (0, 1) for t in order]

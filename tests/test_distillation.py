@@ -28,6 +28,34 @@ def test_softmax_kd_hand_values():
     assert kd_softmax(teacher, teacher, 2.0).item() == pytest.approx(0.0, abs=1e-7)
 
 
+def test_protokd_scale_averages_over_classes():
+    """ProtoKD's code averages the KL's pointwise terms over the classes (and does not multiply by T^2): with 4
+    classes its term is a quarter of the summed one. Hand values at T = 10: teacher logits (10 ln 3, 0, 0, 0) ->
+    p = (3, 1, 1, 1) / 6; student uniform -> q = 1/4."""
+    teacher, student = _logits([10 * math.log(3.0), 0.0, 0.0, 0.0], (1, 4, 2, 2, 2)), torch.zeros(1, 4, 2, 2, 2)
+    p = [0.5, 1 / 6, 1 / 6, 1 / 6]
+    summed = sum(pi * math.log(pi / 0.25) for pi in p)
+    assert kd_loss(student, teacher, 10.0, regions=False, t_squared=False).item() == pytest.approx(summed, rel=1e-5)
+    assert kd_loss(student, teacher, 10.0, regions=False, t_squared=False, class_mean=True).item() == \
+        pytest.approx(summed / 4, rel=1e-5)
+    from nnunetv2_mtg.trainers.nnUNetTrainerProtoKDStudent import nnUNetTrainerProtoKDStudent
+
+    assert nnUNetTrainerProtoKDStudent.kd_class_mean and not nnUNetTrainerProtoKDStudent.kd_t_squared
+
+
+def test_stem_latent_distance_is_scale_invariant():
+    from nnunetv2_mtg.distillation import stem_feature_distance
+
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 8, 6, 6, 6), torch.randn(2, 8, 6, 6, 6)
+    base = stem_feature_distance(s, t).item()
+    assert base > 0.5
+    for scale in (0.05, 20.0):
+        assert stem_feature_distance(s * scale, t).item() == pytest.approx(base, rel=1e-4)
+        assert stem_feature_distance(s, t * scale).item() == pytest.approx(base, rel=1e-4)
+    assert stem_feature_distance(t * 0.05 + 1.0, t).item() == pytest.approx(0.0, abs=1e-6)
+
+
 def test_sigmoid_kd_hand_values():
     # region 0: teacher p = 0.75 vs student 0.5; region 1: equal -> mean over the two regions
     teacher, student = _logits([math.log(3.0), 1.0]), _logits([0.0, 1.0])

@@ -17,14 +17,16 @@ def _codes(masks):
     return (masks.astype(int) * (1 << np.arange(masks.shape[1]))).sum(1)
 
 
-@pytest.mark.parametrize("p_full", [0.0, 0.25, 1.0])
+@pytest.mark.parametrize("p_full", [0.0, 0.25, 1.0, None])
 def test_subset_frequencies(p_full):
+    """p_full is exactly the frequency of the full set; the other 14 subsets share the rest evenly. None: all 15
+    subsets uniformly (the students' setting)."""
     masks = SubsetSampler(4, p_full=p_full).draw(N, np.random.default_rng(0))
     freq = np.bincount(_codes(masks), minlength=16) / N
     assert freq[0] == 0  # never all missing
-    partial = (1 - p_full) / 15
-    np.testing.assert_allclose(freq[1:15], partial, atol=0.006)
-    assert abs(freq[15] - (p_full + partial)) < 0.008
+    full = 1 / 15 if p_full is None else p_full
+    np.testing.assert_allclose(freq[1:15], (1 - full) / 14, atol=0.006)
+    assert abs(freq[15] - full) < 0.008
 
 
 def test_fixed_subset_and_global_rng():
@@ -38,7 +40,7 @@ def test_fixed_subset_and_global_rng():
 
 def test_transform_zeroes_exactly_and_leaves_the_rest():
     np.random.seed(0)
-    transform = ModalityMaskingTransform(SubsetSampler(4, p_full=0.0))
+    transform = ModalityMaskingTransform(SubsetSampler(4, p_full=None))
     seen = set()
     for _ in range(300):
         image = torch.randn(4, 8, 9, 10) + 5
@@ -50,7 +52,7 @@ def test_transform_zeroes_exactly_and_leaves_the_rest():
         assert torch.equal(out["image"][~absent], original[~absent])
         assert torch.equal(out["segmentation"], original_seg)
         seen.add(tuple(absent.tolist()))
-    assert len(seen) == 15  # p_full = 0: only the 15 non-empty subsets, including the full one
+    assert len(seen) == 15  # p_full = None: only the 15 non-empty subsets, including the full one
 
 
 def _stock_pipeline(regions):

@@ -11,7 +11,7 @@ from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModa
 
 class nnUNetTrainerKDStudent(DistillationMixin, LossTermsMixin, nnUNetTrainerModalityDropout):
     teacher_trainer = "nnUNetTrainerModalityDropout"
-    p_full = 0.0
+    p_full = None  # uniform over all 15 subsets
     lambda_kd = 1.0
     kd_temperature = 2.0
 

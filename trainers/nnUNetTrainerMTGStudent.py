@@ -5,7 +5,8 @@ loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
        + lambda_lat * (KL(teacher latent || student latent) and/or the stem features' distance to the teacher's)
        + lambda_align * (the student's own alignment terms)
 """
-from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, GaussianStemForm, MixtureStemForm
+from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, FirstBlockForm, GaussianStemForm, MixtureStemForm, \
+    StandinStemForm
 from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import nnUNetTrainerMTGTeacher
@@ -13,7 +14,7 @@ from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import nnUNetTrainerMTGTeache
 
 class nnUNetTrainerMTGStudent(DistillationMixin, nnUNetTrainerMTGTeacher):
     teacher_trainer = "nnUNetTrainerMTGTeacher"
-    p_full = 0.0  # uniform over all 15 subsets, the full input being one of them
+    p_full = None  # uniform over all 15 subsets, the full input being one of them
     lambda_kd = 1.0
     kd_temperature = 2.0
     lambda_lat = 0.1
@@ -36,6 +37,14 @@ class nnUNetTrainerMTGStudentGaussian(GaussianStemForm, nnUNetTrainerMTGStudent)
     teacher_trainer = "nnUNetTrainerMTGTeacherGaussian"
 
 
+class nnUNetTrainerMTGStudentStandin(StandinStemForm, nnUNetTrainerMTGStudent):
+    teacher_trainer = "nnUNetTrainerMTGTeacherStandin"
+
+
+class nnUNetTrainerMTGStudentFirstBlock(FirstBlockForm, nnUNetTrainerMTGStudent):
+    teacher_trainer = "nnUNetTrainerMTGTeacherFirstBlock"
+
+
 # one student per single modality (as in the KD papers); each lands in its own nnU-Net output folder
 class nnUNetTrainerMTGStudent_T1(nnUNetTrainerMTGStudent):
     fixed_subset = "T1"
@@ -55,4 +64,5 @@ class nnUNetTrainerMTGStudent_FLAIR(nnUNetTrainerMTGStudent):
 
 # <trainer>_smoke, _2epochs, _5epochs, _50epochs, _250epochs of each form
 add_schedule_variants(globals(), nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentBottleneck,
-                      nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture, nnUNetTrainerMTGStudentGaussian)
+                      nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture, nnUNetTrainerMTGStudentGaussian,
+                      nnUNetTrainerMTGStudentStandin, nnUNetTrainerMTGStudentFirstBlock)

@@ -5,15 +5,17 @@ loss = nnU-Net's loss + lambda_align * (KL(q(z | x * m) || N(0, I)) at the align
 
 `nnUNetTrainerMTGTeacher` has the default form, the mixture stem: the form whose teachers scored best over the 15
 subsets in the accuracy experiment (docs/RESULTS.md). The named forms are `...Bottleneck` (Gaussian head on the
-bottleneck), `...AllStages` (on every stage, free bits), `...Mixture` and `...Gaussian` (modality stem with that
-anchor kind); a form mixin listed before the default class sets its attributes.
+bottleneck), `...AllStages` (on every stage, free bits), `...Mixture`, `...Standin` and `...Gaussian` (modality stem
+with that anchor kind), `...MixtureRawLoss` (the mixture stem with the earlier scale-dependent loss) and
+`...FirstBlock` (nnU-Net's first convolution grouped by modality and aligned); a form mixin listed before the default
+class sets its attributes. `...NoAlign` is the default form with lambda_align = 0: the ablation of the alignment.
 """
 import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_mtg.alignment import check_plans_network, unwrap
-from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, GaussianStemForm, MixtureStemForm, input_channels, \
-    read_form, wrap
+from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, FirstBlockForm, GaussianStemForm, MixtureStemForm, \
+    MixtureStemRawLossForm, StandinStemForm, input_channels, read_form, wrap
 from nnunetv2_mtg.loss_terms import LossTermsMixin
 from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
@@ -70,6 +72,27 @@ class nnUNetTrainerMTGTeacherGaussian(GaussianStemForm, nnUNetTrainerMTGTeacher)
     pass
 
 
+class nnUNetTrainerMTGTeacherMixtureRawLoss(MixtureStemRawLossForm, nnUNetTrainerMTGTeacher):
+    pass
+
+
+class nnUNetTrainerMTGTeacherStandin(StandinStemForm, nnUNetTrainerMTGTeacher):
+    pass
+
+
+class nnUNetTrainerMTGTeacherFirstBlock(FirstBlockForm, nnUNetTrainerMTGTeacher):
+    pass
+
+
+class nnUNetTrainerMTGTeacherNoAlign(nnUNetTrainerMTGTeacher):
+    """The ablation: the default form's network and substitution without the alignment loss (still logged), so a
+    gain of the default teacher splits into architecture (this minus dropout) and alignment (the default minus this)."""
+
+    lambda_align = 0.0
+
+
 # <trainer>_smoke, _2epochs, _5epochs, _50epochs, _250epochs of each
 add_schedule_variants(globals(), nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherBottleneck,
-                      nnUNetTrainerMTGTeacherAllStages, nnUNetTrainerMTGTeacherMixture, nnUNetTrainerMTGTeacherGaussian)
+                      nnUNetTrainerMTGTeacherAllStages, nnUNetTrainerMTGTeacherMixture, nnUNetTrainerMTGTeacherGaussian,
+                      nnUNetTrainerMTGTeacherMixtureRawLoss, nnUNetTrainerMTGTeacherStandin,
+                      nnUNetTrainerMTGTeacherFirstBlock, nnUNetTrainerMTGTeacherNoAlign)

@@ -8,7 +8,8 @@ from nnunetv2_mtg.schedules import add_schedule_variants
 
 
 class nnUNetTrainerModalityDropout(nnUNetTrainer):
-    p_full = 0.25  # probability of the full input; otherwise uniform over the 2^M - 1 non-empty subsets
+    p_full = 0.25  # probability of the full input, otherwise uniform over the other 2^M - 2 non-empty subsets;
+    # None: uniform over all 2^M - 1 (the full input among them)
     fixed_subset = None  # a subset name ("T2", "T1ce+FLAIR") to always train on that subset
     mask_in_data_loader = True  # students mask on the device instead, their teacher needs the full patch
 

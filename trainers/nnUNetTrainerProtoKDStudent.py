@@ -2,8 +2,8 @@
 nnUNetTrainerModalityDropout teacher.
 
 loss = nnU-Net's loss + lambda_kd * KD(teacher logits, T) + lambda_proto * prototype term
-with the paper's settings: T = 10, lambda_kd = 10 (KD not multiplied by T^2, as in the authors' code),
-lambda_proto = 0.1.
+with the paper's settings: T = 10, lambda_kd = 10 (KD not multiplied by T^2 and averaged over the classes, as in the
+authors' code), lambda_proto = 0.1.
 """
 import torch
 
@@ -17,6 +17,7 @@ class nnUNetTrainerProtoKDStudent(nnUNetTrainerKDStudent):
     kd_temperature = 10.0
     lambda_kd = 10.0
     kd_t_squared = False
+    kd_class_mean = True
     lambda_proto = 0.1
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
