@@ -7,7 +7,7 @@ import platform
 import numpy as np
 
 from nnunetv2_mtg import statistics
-from nnunetv2_mtg.report import read_csv, write_csv_atomic
+from nnunetv2_mtg.report import CI_TEXT, per_fold_cell, read_csv, write_csv_atomic
 
 SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
                   "full_input_sd_over_folds", "per_fold_mean_dice")
@@ -40,10 +40,14 @@ def _trained_on(exp, trainers: list[str]) -> str:
 
 
 def _commit() -> str:
+    """The checkout's commit; "unknown" without git (a tarball, a machine without the binary)."""
     import subprocess
 
-    proc = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True)
+    except OSError:
+        return "unknown"
     return proc.stdout.strip() or "unknown"
 
 
@@ -51,12 +55,47 @@ def _short(name: str, iterations: int) -> str:
     return name.removesuffix(f"_{iterations}iters")
 
 
-def _verdict(d: statistics.PairedDifference) -> str:
-    if d.ci_low > 0:
-        return "better (CI above 0)"
-    if d.ci_high < 0:
-        return "worse (CI below 0)"
-    return "no difference detectable (CI contains 0)"
+def comparisons(trainers: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(title, reference, trainers compared with it): every teacher against modality dropout, every MTG teacher
+    against the no-alignment ablation (what the alignment itself buys), every student against the KD student."""
+    from accuracy import DROPOUT, KD, NOALIGN, STOCK, STUDENTS, TEACHERS
+
+    teachers = [t for t in trainers if t in TEACHERS]
+    students = [t for t in trainers if t in STUDENTS]
+    blocks = [("Teachers against modality dropout", DROPOUT, [t for t in teachers if t != DROPOUT]),
+              ("MTG teachers against the same network without alignment (the ablation)", NOALIGN,
+               [t for t in teachers if t.startswith("nnUNetTrainerMTGTeacher") and t != NOALIGN]),
+              ("Students against the KD student", KD, [t for t in students if t != KD]),
+              ("Full input only, against stock nnU-Net", STOCK, [t for t in trainers if t != STOCK])]
+    return [(title, ref, group) for title, ref, group in blocks if ref in trainers and group]
+
+
+def paired_section(tables: dict, trainers: list[str], it: int) -> tuple[list[str], list[dict]]:
+    """Markdown and CSV rows of every comparison block: Δ per region and for the mean with the two-level bootstrap
+    CI, the per-fold differences, the Wilcoxon p Holm-corrected within the block, and the verdict."""
+    lines, rows = [], []
+    for title, reference, group in comparisons([t for t in trainers if t in tables]):
+        full_only = title.startswith("Full input")
+        full = max({k[2] for k in tables[reference] if k[2] != statistics.MEAN}, key=lambda x: x.count("+"))
+        subset = full if full_only else statistics.MEAN
+        diffs = {t: {r: statistics.paired_difference(tables[t], tables[reference], subset, r)
+                     for r in ("WT", "TC", "ET", statistics.MEAN)} for t in group}
+        adjusted = dict(zip(group, statistics.holm([diffs[t][statistics.MEAN].p_value for t in group])))
+        lines += ["", f"### {title}" + (" (Dice with all four modalities)" if full_only else " (mean over the 15 subsets)"),
+                  "", "| trainer | Δ WT | Δ TC | Δ ET | Δ mean [95% CI] | per fold | p | Holm p | verdict |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for t in group:
+            d = diffs[t][statistics.MEAN]
+            lines.append(f"| {t} | " + " | ".join(f"{100 * diffs[t][r].mean:+.2f}" for r in ("WT", "TC", "ET"))
+                         + f" | {100 * d.mean:+.2f} [{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}] | "
+                           f"{per_fold_cell(d)} | {d.p_value:.2g} | {adjusted[t]:.2g} | "
+                           f"{statistics.verdict(d, adjusted[t])} |")
+            rows += [{"comparison": title, "trainer": t, "reference": reference, "subset": subset, "region": r,
+                      "difference": round(x.mean, 6), "ci_low": round(x.ci_low, 6), "ci_high": round(x.ci_high, 6),
+                      "p_value": x.p_value, "holm_p": adjusted[t] if r == statistics.MEAN else "", "cases": x.n_cases,
+                      "folds": x.n_folds, "per_fold": " ".join(f"{f}:{v:.6f}" for f, v in x.per_fold)}
+                     for r, x in diffs[t].items()]
+    return lines, rows
 
 
 def summary_rows(per_case: str, trainer: str) -> list[dict]:
@@ -104,46 +143,32 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
                + (f"; {r['note']}" if r.get("note") else "") for i, r in enumerate(runs, 1)],
              "- Dice x100, mean over the cases; \"mean\" = mean of WT, TC, ET; spread = SD of the per-fold means", ""]
 
-    summary = []
+    summary, tables = [], {}
     lines += ["## Mean Dice over the 15 modality subsets, and with all modalities", "",
-              "| trainer | folds | WT | TC | ET | mean (SD over folds) | full input: mean (SD) |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+              "| trainer | folds | WT | TC | ET | mean (SD over folds) | per fold | full input: mean (SD) |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, (group, _) in groups.items():
         for t in group:
             per_case = os.path.join(ev, name, f"{t}_{it}iters", "per_case.csv")
             if not os.path.isfile(per_case):
                 continue
+            tables[t] = statistics.dice_table(read_csv(per_case))
             rows = summary_rows(per_case, t)
             summary += rows
             by = {r["region"]: r for r in rows}
             m = by[statistics.MEAN]
+            per_fold = " / ".join(f"{100 * float(v):.1f}" for v in m["per_fold_mean_dice"].split())
             lines.append(f"| {t} | {m['folds']} | " + " | ".join(_pct(by[r]["mean_dice_15_subsets"]) for r in
                                                                   ("WT", "TC", "ET") if r in by) +
-                         f" | {_pct(m['mean_dice_15_subsets'])} ({_pct(m['sd_over_folds'])}) | "
+                         f" | {_pct(m['mean_dice_15_subsets'])} ({_pct(m['sd_over_folds'])}) | {per_fold} | "
                          f"{_pct(m['full_input_dice'])} ({_pct(m['full_input_sd_over_folds'])}) |")
     write_csv_atomic(os.path.join(csv_dir, "summary.csv"), SUMMARY_FIELDS, summary)
 
-    paired = []
-    lines += ["", "## Paired differences (mean over the 15 subsets)", "",
-              "Students against the KD student, teachers against modality dropout; 95% bootstrap CI over cases "
-              "(with all their folds), Wilcoxon signed-rank p over cases.", "",
-              "| trainer | reference | Δ WT | Δ TC | Δ ET | Δ mean [95% CI] | p | verdict |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for name in groups:
-        comparison = os.path.join(ev, name, "comparison.csv")
-        if not os.path.isfile(comparison):
-            continue
-        rows = read_csv(comparison)
-        paired += rows
-        for t in dict.fromkeys(r["trainer"] for r in rows):
-            cell = {r["region"]: r for r in rows if r["trainer"] == t and r["subset"] == statistics.MEAN}
-            m = cell[statistics.MEAN]
-            d = statistics.PairedDifference(float(m["difference"]), float(m["ci_low"]), float(m["ci_high"]),
-                                            float(m["p_value"]), int(m["cases"]), int(m["folds"]))
-            lines.append(f"| {_short(t, it)} | {_short(m['reference'], it)} | "
-                         + " | ".join(f"{100 * float(cell[r]['difference']):+.2f}" for r in ("WT", "TC", "ET") if r in cell)
-                         + f" | {100 * d.mean:+.2f} [{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}] | {d.p_value:.2g} | "
-                           f"{_verdict(d)} |")
+    lines += ["", "## Paired differences", "",
+              f"Dice x100, trainer minus reference over the cases x folds both have; {CI_TEXT}. Holm: p corrected over "
+              "the trainers of one table; a verdict of better or worse needs the CI to exclude 0 and the Holm p < 0.05."]
+    paired_lines, paired = paired_section(tables, trainers, it)
+    lines += paired_lines
     if paired:
         write_csv_atomic(os.path.join(csv_dir, "paired.csv"), tuple(paired[0]), paired)
 

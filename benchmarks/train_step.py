@@ -11,7 +11,6 @@ peak RSS of a fresh child process while it builds the trainer and runs the steps
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
@@ -21,9 +20,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workspace import make_workspace, write_brats_like_plans  # noqa: E402  (sets nnU-Net's variables before nnunetv2 is imported)
+from workspace import make_workspace, write_brats_like_plans, write_json  # noqa: E402  (sets nnU-Net's variables before nnunetv2 is imported)
 
-FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian")
+FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "Standin", "FirstBlock")
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", *[f"nnUNetTrainerMTGTeacher{f}" for f in FORMS],
             "nnUNetTrainerKDStudent", "nnUNetTrainerProtoKDStudent", *[f"nnUNetTrainerMTGStudent{f}" for f in FORMS]]
 # the students' paired teachers
@@ -177,10 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
         spread = f"{r['time_ratio_p10']:.2f}-{r['time_ratio_p90']:.2f}"
         print(f"{name:38s} {med:14.4f} {r['time_ratio']:10.3f} {spread:>13s} {memory[name] / 2**20:9.1f} "
               f"{r['memory_ratio']:9.3f}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(result, f, indent=2)
-    return result
+    return write_json(a.json, result)
 
 
 if __name__ == "__main__":

@@ -24,18 +24,35 @@ BRATS_LIKE = {"configurations": {"3d_fullres": {
 }}}
 
 
-def write_brats_like_plans(dataset_name: str) -> str:
-    """nnUNetPlans_bratslike: the phantom's plans with the network and patch of nnU-Net's BraTS 2021 plan."""
+def write_brats_like_plans(dataset_name: str, patch_size: list[int] | None = None) -> str:
+    """nnUNetPlans_bratslike: the phantom's plans with the network and patch of nnU-Net's BraTS 2021 plan; with
+    `patch_size`, the same network at that patch (nnUNetPlans_bratslike_<x>x<y>x<z>)."""
+    import copy
     import json
 
     from nnunetv2_mtg.plans_presets import apply_preset
 
+    preset, name = BRATS_LIKE, "bratslike"
+    if patch_size is not None:
+        preset = copy.deepcopy(BRATS_LIKE)
+        preset["configurations"]["3d_fullres"]["patch_size"] = list(patch_size)
+        name += "_" + "x".join(map(str, patch_size))
     folder = os.path.join(os.environ["nnUNet_preprocessed"], dataset_name)
     with open(os.path.join(folder, "nnUNetPlans.json")) as f:
-        plans = apply_preset(json.load(f), BRATS_LIKE, "bratslike")
+        plans = apply_preset(json.load(f), preset, name)
     with open(os.path.join(folder, plans["plans_name"] + ".json"), "w") as f:
         json.dump(plans, f, indent=2)
     return plans["plans_name"]
+
+
+def write_json(path: str | None, result: dict) -> dict:
+    """A benchmark's result as JSON where --json asks for it; returns the result."""
+    if path:
+        import json
+
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2)
+    return result
 
 
 def make_workspace(dataset_id: int, n_train: int, n_test: int = 0, root: str | None = None) -> dict:

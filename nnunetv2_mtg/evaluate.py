@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from nnunetv2_mtg import report, statistics
+from nnunetv2_mtg.expectations import write_subset_summary
 from nnunetv2_mtg.cases import (Case, PreprocessedCases, default_device, drop_unlabelled, folder_cases,
                                 load_predictor, open_models, validation_cases)
 from nnunetv2_mtg.env import UserInputError
@@ -151,6 +152,8 @@ def run(dataset: str, trainers: list[str], folds: list, configuration: str = "3d
             fh.write(report.markdown_table(f"{trainer} ({dataset_name}, fold {', '.join(map(str, folds))})", summary,
                                            region_list, n_cases, len(skipped), per_fold))
         report.dice_heatmap(os.path.join(target, "dice_heatmap.png"), trainer, summary, region_list)
+        write_subset_summary(folders[trainer], summary, subsets, region_list, folds, n_cases,
+                             images or "the validation cases of each fold", checkpoint)
         if lesionwise:
             lw_rows = [{**r, "dice": r["lesionwise_dice"], "hd95": r["lesionwise_hd95"]} for r in rows
                        if r["region"] in ("WT", "TC", "ET")]

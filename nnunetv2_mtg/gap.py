@@ -132,27 +132,30 @@ def modality_gap(network: nn.Module, patches: list[torch.Tensor], subsets: list[
 
 
 @torch.no_grad()
-def bypass(network: nn.Module, patches: list[torch.Tensor], foregrounds: list[torch.Tensor], label_manager,
+def bypass(network: nn.Module, patches: list[torch.Tensor], foregrounds: list[torch.Tensor | None], label_manager,
            device: torch.device = torch.device("cpu")) -> dict[str, tuple[float, int]]:
     """{representation: (fraction of foreground voxels whose predicted label changes when it is replaced by the
-    anchor's mean, number of foreground voxels)}, pooled over the patches (full input)."""
+    anchor's mean, number of foreground voxels)}, pooled over the patches (full input). A foreground of None (a
+    case without a label) is the foreground of the network's own full-input prediction."""
     probe = Probe(network.to(device).eval())
     changed = {n: 0 for n in probe.names}
     total = 0
     for patch, fg in zip(patches, foregrounds):
         x = patch.to(device)
-        fg = fg.to(device)
-        total += int(fg.sum())
         seg = label_manager.convert_logits_to_segmentation(probe.run(x)[0][0])
+        fg = seg != 0 if fg is None else fg.to(device)
+        total += int(fg.sum())
         for n in probe.names:
             replaced = label_manager.convert_logits_to_segmentation(probe.run(x, replace=n)[0][0])
             changed[n] += int(((replaced != seg) & fg).sum())
     return {n: (changed[n] / total if total else float("nan"), total) for n in probe.names}
 
 
-def gap_markdown(gaps: dict, bypasses: dict, aligned: dict) -> str:
+def gap_markdown(gaps: dict, bypasses: dict, aligned: dict, predicted_foreground: bool = False) -> str:
+    where = ("voxels the full-input prediction calls foreground (no case had a label file, so the reference "
+             "foreground is each model's own prediction)") if predicted_foreground else "reference-foreground voxels"
     lines = ["## Bypass check and modality gap, per representation the decoder reads", "",
-             "changed = fraction of reference-foreground voxels whose predicted label (full input) changes when the "
+             f"changed = fraction of {where} whose predicted label (full input) changes when the "
              "representation is replaced by the anchor's mean (near 0: the decoder ignores it). nmse (lower is "
              "closer) and CKA (higher is closer) of the subsets to the full input, mean over the 14 subsets.", "",
              "| trainer | representation | aligned | changed | nmse | CKA |", "| --- | --- | --- | ---: | ---: | ---: |"]
@@ -213,10 +216,15 @@ def run(dataset: str, trainers: list[str], fold, configuration: str = "3d_fullre
     subsets = enumerate_subsets(modality_names(dataset_json))
     cases = folder_cases(images, labels, dataset_json) if images else \
         validation_cases(dataset_name, int(fold), dataset_json)
-    cases, _ = drop_unlabelled(cases)
+    labelled, _ = drop_unlabelled(cases)
+    predicted_foreground = not labelled
+    if predicted_foreground:
+        print("no case has a label file: the bypass check counts the foreground of each model's own full-input "
+              "prediction (pass -l LABELS with -i for the reference foreground)")
+    else:
+        cases = labelled
     if not cases:
-        raise UserInputError("no case has a label file: the bypass check counts reference foreground voxels. "
-                             "Pass -l LABELS with -i.")
+        raise UserInputError(f"no cases found in {images or f'the validation split of fold {fold}'}")
     store = PreprocessedCases(os.path.join(out, "preprocessed"), pm, cm, dataset_json)
     store.prepare(cases)
     patch_size = tuple(cm.patch_size)
@@ -224,7 +232,8 @@ def run(dataset: str, trainers: list[str], fold, configuration: str = "3d_fullre
     for c in cases:
         data = store.load(c)[0]
         patches.append(centre_patch(data, patch_size))
-        foregrounds.append(centre_patch(torch.from_numpy(store.segmentation(c)), patch_size, centre_of=data)[0, 0] > 0)
+        foregrounds.append(None if predicted_foreground else
+                           centre_patch(torch.from_numpy(store.segmentation(c)), patch_size, centre_of=data)[0, 0] > 0)
     label_manager = pm.get_label_manager(dataset_json)
     gaps, bypasses, aligned = {}, {}, {}
     for t in trainers:
@@ -240,7 +249,7 @@ def run(dataset: str, trainers: list[str], fold, configuration: str = "3d_fullre
             {"representation": n, "aligned": n in aligned[t], "changed_fraction": round(v[0], 6),
              "foreground_voxels": v[1], "cases": len(cases)} for n, v in bypasses[t].items()])
     with open(os.path.join(out, "gap.md"), "w") as f:
-        f.write(gap_markdown(gaps, bypasses, aligned))
+        f.write(gap_markdown(gaps, bypasses, aligned, predicted_foreground))
     gap_plot(os.path.join(out, "gap.png"), gaps, bypasses)
     print(f"results in {out}")
     return {"gap": gaps, "bypass": bypasses}
@@ -254,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     add_model_arguments(p)
     p.add_argument("-o", default=None, help="output folder (default $nnUNet_results/DATASET/mtg_gap/...)")
     p.add_argument("-i", default=None, help="images folder instead of the fold's validation cases")
-    p.add_argument("-l", default=None, help="labels folder for -i (the bypass check needs reference labels)")
+    p.add_argument("-l", default=None, help="labels folder for -i (the bypass check's reference foreground; without "
+                                            "labels, each model's own full-input prediction)")
     a = p.parse_args(argv)
     try:
         if len(a.f) != 1:

@@ -105,3 +105,34 @@ def sampler_for_dataset(modalities: list[str], p_full: float | None, fixed_subse
 
     fixed = None if fixed_subset is None else find_subsets(enumerate_subsets(modalities), [fixed_subset])[0].mask
     return SubsetSampler(len(modalities), p_full=p_full, fixed=fixed)
+
+
+def check_missing_can_be_zero(plans: dict, configuration: str, dataset_json: dict, who: str) -> None:
+    """UserInputError (before nnU-Net creates any folder) where "missing = an all-zero channel after nnU-Net's
+    normalisation" cannot hold: a cascade stage, whose extra input channels (the previous stage's segmentation)
+    the masking would take for modalities, and a normalisation that maps an all-zero image elsewhere (then a
+    missing modality looks present to stock nnUNetv2_predict). The normalisation is checked by running nnU-Net's
+    own preprocessor on an all-zero case."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunetv2_mtg.env import UserInputError
+
+    plans_manager = PlansManager(plans)
+    cm = plans_manager.get_configuration(configuration)
+    if cm.previous_stage_name is not None:
+        raise UserInputError(f"{who} cannot train the cascade configuration '{configuration}': its extra input channels "
+                             f"(the segmentation of '{cm.previous_stage_name}') would be masked and aligned as if they "
+                             f"were modalities. Train '3d_fullres' (or '3d_lowres', '2d') instead.")
+    channels = [dataset_json["channel_names"][k] for k in sorted(dataset_json["channel_names"], key=int)]
+    zeros = np.zeros((len(channels), 2, 2, 2), dtype=np.float32)
+    out = cm.preprocessor_class(verbose=False)._normalize(
+        zeros, np.zeros((1, 2, 2, 2), dtype=np.int16), cm, plans_manager.foreground_intensity_properties_per_channel)
+    bad = [c for c in range(len(channels)) if np.any(out[c] != 0)]
+    if bad:
+        c = bad[0]
+        raise UserInputError(
+            f"{who}: channel {c} ({channels[c]}) uses {cm.normalization_schemes[c]}, which maps an all-zero image to "
+            f"{float(out[c].flat[0]):.3g}, not 0. A missing modality is an all-zero channel after normalisation, so "
+            f"with this scheme a missing modality would look present. Use a scheme that keeps 0 at 0 "
+            f"(ZScoreNormalization, nnU-Net's default for MRI channels): set normalization_schemes in the plans, or "
+            f"name the channels as MRI (not 'CT') in dataset.json and plan again.")

@@ -31,6 +31,7 @@ from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.expectations import SUMMARY_FILE, read_subset_summary
 from nnunetv2_mtg.masking import zero_channels
 
 RECORD = "mtg_predict"
@@ -229,19 +230,31 @@ def trained_subsets(trainer_name: str, modalities: list[str]) -> list[tuple[bool
     return None
 
 
-def record_rows(cases: list[InputCase], modalities: list[str], outputs: list[str], trained) -> list[dict]:
+def record_rows(cases: list[InputCase], modalities: list[str], outputs: list[str], trained,
+                channel_names: list[str] | None = None, expected: dict | None = None) -> list[dict]:
+    """One record row per case: its channels (named as the dataset does, the canonical name beside where they
+    differ), the file written, and warnings: a subset the model never trained on; a region whose Dice the model's
+    evaluation (`expected`, mtg_subsets.json) puts far below the full input."""
+    from nnunetv2_mtg.expectations import channel_label, expectation
+
+    labels = [channel_label(n, m) for n, m in zip(channel_names or modalities, modalities)]
     rows = []
     for case, out in zip(cases, outputs):
         mask = tuple(f is not None for f in case.files)
-        used = [m for m, p in zip(modalities, mask) if p]
-        warning = ""
+        used = [m for m, p in zip(labels, mask) if p]
+        missing = [m for m, p in zip(labels, mask) if not p]
+        warnings = []
         if trained is not None and mask not in trained:
-            seen = " or ".join("+".join(m for m, p in zip(modalities, t) if p) for t in trained)
-            warning = (f"the model was trained on {seen} only, never on {'+'.join(used)}: expect a worse "
-                       f"segmentation than the table of nnUNetv2_mtg_evaluate suggests")
-        rows.append({"case": case.name, "channels_used": "+".join(used),
-                     "channels_missing": "+".join(m for m, p in zip(modalities, mask) if not p), "file": out,
-                     "inputs": " ".join(f for f in case.files if f), "warning": warning})
+            seen = " or ".join("+".join(m for m, p in zip(labels, t) if p) for t in trained)
+            warnings.append(f"the model was trained on {seen} only, never on {'+'.join(used)}: expect a worse "
+                            f"segmentation than the table of nnUNetv2_mtg_evaluate suggests")
+        dice = ""
+        if expected is not None:
+            dice, weak = expectation(expected, mask, missing)
+            warnings += [weak] if weak else []
+        rows.append({"case": case.name, "channels_used": "+".join(used), "channels_missing": "+".join(missing),
+                     "expected_dice": dice, "file": out, "inputs": " ".join(f for f in case.files if f),
+                     "warning": "; ".join(warnings)})
     return rows
 
 
@@ -313,9 +326,18 @@ def run(a: argparse.Namespace) -> list[dict]:
     # checks done: from here on, output is written
     trained = trained_subsets(a.tr, modalities)
     outputs = [os.path.join(a.o, c.name + ending) for c in cases]
-    rows = record_rows(cases, modalities, outputs, trained)
+    expected = read_subset_summary(model)
+    channel_names = [dataset_json["channel_names"][k] for k in sorted(dataset_json["channel_names"], key=int)]
+    rows = record_rows(cases, modalities, outputs, trained, channel_names, expected)
+    if expected is None:
+        print(f"no evaluation of this model, so no expected Dice per case: `nnUNetv2_mtg_evaluate -d {a.d} -c {a.c} "
+              f"-p {a.p} -tr {a.tr} -f {' '.join(a.f)}` makes one ({SUMMARY_FILE} in {model})")
+    else:
+        print(f"expected Dice per case from the model's evaluation ({expected['cases']} cases, folds "
+              f"{' '.join(map(str, expected['folds']))}, {expected['written']})")
     for r in rows:
         print(f"{r['case']}: {r['channels_used'] or '-'} (missing: {r['channels_missing'] or 'none'})"
+              + (f"  expected Dice {r['expected_dice']}" if r["expected_dice"] else "")
               + (f"  WARNING: {r['warning']}" if r["warning"] else ""))
 
     def done(c: InputCase) -> bool:
@@ -356,6 +378,8 @@ def run(a: argparse.Namespace) -> list[dict]:
     if lookup is not None:
         shutil.rmtree(target)
     write_record(a.o, rows, {"folder": model, "folds": a.f, "checkpoint": a.chk, "brats_labels": a.brats_labels,
+                             "expected_dice_from": None if expected is None else
+                             {k: expected[k] for k in ("folds", "cases", "case_source", "checkpoint", "written")},
                              "trained_subsets": "all" if trained is None else
                              ["+".join(m for m, p in zip(modalities, t) if p) for t in trained]})
     print(f"{len(todo)} case(s) predicted, {len(cases) - len(todo)} already there; record in "

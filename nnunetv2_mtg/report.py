@@ -14,7 +14,9 @@ from nnunetv2_mtg.metrics import mean_regions
 SUBSET_FIELDS = ("case", "subset", "region", "dice", "hd95", "lesionwise_dice", "lesionwise_hd95")  # a cached subset
 PER_CASE_FIELDS = ("case", "fold", "subset", "region", "dice", "hd95", "lesionwise_dice", "lesionwise_hd95")
 PAIRED_FIELDS = ("trainer", "reference", "subset", "region", "difference", "ci_low", "ci_high", "p_value", "cases",
-                 "folds")
+                 "folds", "per_fold")
+CI_TEXT = ("95% CI from a two-level bootstrap (folds and cases resampled, so the training runs' own variance is in "
+           "it; with one fold, cases only), two-sided Wilcoxon signed-rank p over the cases' fold-averaged differences")
 
 
 def write_csv_atomic(path: str, fields: tuple[str, ...], rows: list[dict]) -> None:
@@ -158,18 +160,22 @@ def _p(d) -> str:
     return "n/a" if d.p_value != d.p_value else (f"{d.p_value:.2g}" if d.p_value >= 1e-4 else "<1e-4")
 
 
+def per_fold_cell(d) -> str:
+    return " / ".join(f"{100 * v:+.1f}" for _, v in d.per_fold)
+
+
 def paired_tables(differences: dict, reference: str, regions: list[str]) -> str:
     """Markdown: per subset, each trainer's mean Dice (over regions) minus the reference's with its 95% CI and
-    Wilcoxon p; then the mean over the subsets per region."""
-    from nnunetv2_mtg.statistics import MEAN
+    Wilcoxon p; then the mean over the subsets per region, with the per-fold differences, the Holm-corrected p over
+    the trainers of the table and the verdict."""
+    from nnunetv2_mtg.statistics import MEAN, holm, verdict
 
     names = list(differences)
     first = next(iter(differences.values()))
     subsets = list(dict.fromkeys(s for s, _ in first))
     any_d = next(iter(first.values()))
     lines = [f"## Paired differences to {reference} (Dice x100, trainer minus reference)", "",
-             f"95% bootstrap CI over cases (resampling cases with all their folds), two-sided Wilcoxon signed-rank p "
-             f"over cases; {any_d.n_cases} cases x {any_d.n_folds} fold(s). Mean Dice over the regions:", "",
+             f"{CI_TEXT}; {any_d.n_cases} cases x {any_d.n_folds} fold(s). Mean Dice over the regions:", "",
              "| subset | " + " | ".join(f"Δ {t} [95% CI] | p" for t in names) + " |",
              "| --- |" + " ---: | ---: |" * len(names)]
     for s in subsets:
@@ -178,14 +184,20 @@ def paired_tables(differences: dict, reference: str, regions: list[str]) -> str:
             d = differences[t][(s, MEAN)]
             cells += [_paired_cell(d), _p(d)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Mean over the subsets, per region:", "",
-              "| trainer | " + " | ".join(f"Δ {r} [95% CI] | p" for r in regions + ["mean"]) + " |",
-              "| --- |" + " ---: | ---: |" * (len(regions) + 1)]
+    adjusted = dict(zip(names, holm([differences[t][(MEAN, MEAN)].p_value for t in names])))
+    lines += ["", "Mean over the subsets, per region; per fold: the mean difference of each fold's model; Holm: the "
+                  "Wilcoxon p corrected over the trainers of this table; better/worse only when the CI excludes 0 "
+                  "and the Holm p < 0.05:", "",
+              "| trainer | " + " | ".join(f"Δ {r} [95% CI] | p" for r in regions + ["mean"]) +
+              " | per fold Δ mean | Holm p | verdict |",
+              "| --- |" + " ---: | ---: |" * (len(regions) + 1) + " ---: | ---: | --- |"]
     for t in names:
         cells = [t]
         for r in regions + [MEAN]:
             d = differences[t][(MEAN, r)]
             cells += [_paired_cell(d), _p(d)]
+        d = differences[t][(MEAN, MEAN)]
+        cells += [per_fold_cell(d), f"{adjusted[t]:.2g}", verdict(d, adjusted[t])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -193,5 +205,5 @@ def paired_tables(differences: dict, reference: str, regions: list[str]) -> str:
 def paired_rows(differences: dict, reference: str) -> list[dict]:
     return [{"trainer": t, "reference": reference, "subset": s, "region": r, "difference": round(d.mean, 6),
              "ci_low": round(d.ci_low, 6), "ci_high": round(d.ci_high, 6), "p_value": d.p_value,
-             "cases": d.n_cases, "folds": d.n_folds}
+             "cases": d.n_cases, "folds": d.n_folds, "per_fold": " ".join(f"{f}:{v:.6f}" for f, v in d.per_fold)}
             for t, per in differences.items() for (s, r), d in per.items()]

@@ -90,11 +90,41 @@ def train(env: dict, dataset: dict, trainer: str, *extra: str, check: bool = Tru
                     "-p", "nnUNetPlans_cpu_tiny", "-device", "cpu", *extra], env, check=check)
 
 
+def interrupt_after_first_epoch(fold: str) -> list[str]:
+    """Make a finished 2-epoch run look interrupted after its first epoch: checkpoint_latest.pth at epoch 1 (the
+    logs cut to that epoch), no final or best checkpoint (nnU-Net's --c would otherwise load those, and a run
+    whose best checkpoint is its last has nothing left to train). Returns the training logs there are now."""
+    import torch
+
+    ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt["current_epoch"] = 1
+    ckpt["logging"] = {k: v[:1] for k, v in ckpt["logging"].items()}
+    torch.save(ckpt, os.path.join(fold, "checkpoint_latest.pth"))
+    for name in ("checkpoint_final.pth", "checkpoint_best.pth"):
+        os.remove(os.path.join(fold, name))
+    return sorted(f for f in os.listdir(fold) if f.startswith("training_log"))
+
+
+def epochs_in_new_logs(fold: str, old_logs: list[str]) -> list[int]:
+    """The epochs that training logs written since `old_logs` report: what a resumed run really trained."""
+    import re
+
+    new = [f for f in os.listdir(fold) if f.startswith("training_log") and f not in old_logs]
+    return [int(e) for f in new for e in re.findall(r": Epoch (\d+) ", open(os.path.join(fold, f)).read())]
+
+
 @pytest.fixture(scope="session")
 def mtg_teacher(nnunet_env, phantom) -> str:
     """nnUNetTrainerMTGTeacherBottleneck_smoke trained on the phantom; returns its fold folder."""
     train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherBottleneck_smoke")
     return fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherBottleneck_smoke")
+
+
+@pytest.fixture(scope="session")
+def default_teacher(nnunet_env, phantom) -> str:
+    """nnUNetTrainerMTGTeacher_smoke (the default form, the one users get) trained on the phantom; its name."""
+    train(nnunet_env, phantom, "nnUNetTrainerMTGTeacher_smoke")
+    return "nnUNetTrainerMTGTeacher_smoke"
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,8 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     assert "- evaluated on: " in md and "- trained on: cpu, torch " in md and "(2 models)" in md
     assert "- wall time: " in md and " h over 1 run(s) of the command:" in md and "  1. `python benchmarks/accuracy.py" in md
     assert "| nnUNetTrainer | 0 |" in md and "| nnUNetTrainerModalityDropout | 0 |" in md
-    assert "| nnUNetTrainer | nnUNetTrainerModalityDropout |" in md  # teacher against modality dropout
+    assert "### Teachers against modality dropout" in md and "| nnUNetTrainer | " in md
+    assert "### Full input only, against stock nnU-Net" in md  # dropout's full-input Dice against stock
     with open(results / "accuracy" / "summary.csv") as f:
         summary = list(csv.DictReader(f))
     assert {(r["trainer"], r["region"]) for r in summary} == {(t, r) for t in ("nnUNetTrainer",
@@ -39,8 +40,11 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
                                                             for r in ("WT", "TC", "ET", "mean")}
     with open(results / "accuracy" / "paired.csv") as f:
         paired = list(csv.DictReader(f))
-    assert len(paired) == 16 * 4 and all(float(r["ci_low"]) <= float(r["difference"]) <= float(r["ci_high"])
-                                         for r in paired)
+    assert len(paired) == 2 * 4 and all(float(r["ci_low"]) <= float(r["difference"]) <= float(r["ci_high"])
+                                        for r in paired)
+    assert {(r["trainer"], r["reference"], r["subset"]) for r in paired} == {
+        ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "mean"),
+        ("nnUNetTrainerModalityDropout", "nnUNetTrainer", "T1+T1ce+T2+FLAIR")}
     with open(results / "accuracy" / "gap.csv") as f:
         gap = list(csv.DictReader(f))
     assert {r["table"] for r in gap} == {"bypass", "gap"} and {r["representation"] for r in gap} >= {"stage 0"}

@@ -63,3 +63,11 @@ def test_jobs_run_fold_by_fold_in_the_given_order(tmp_path, monkeypatch):
              accuracy.STOCK]
     exp.run_jobs([(t, f) for f in (0, 1) for t in order])
     assert [(t, f) for kind, t, f, _ in log if kind == "start"] == [(t, f) for f in (0, 1) for t in order]
+
+
+def test_results_name_the_commit_or_say_unknown_without_git(monkeypatch):
+    import accuracy_report
+
+    assert accuracy_report._commit() != "unknown"  # this checkout has git
+    monkeypatch.setenv("PATH", "")  # a machine (or a tarball's environment) without the git binary
+    assert accuracy_report._commit() == "unknown"

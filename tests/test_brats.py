@@ -77,9 +77,13 @@ def test_label_based_2023_names_convert_to_themselves():
 
 
 def test_region_order_decides_the_written_values():
-    permuted = {"labels": {"background": 0, "enhancing tumor": 3, "tumor core": [2, 3], "whole tumor": [1, 2, 3]},
+    """Class order 3, 2, 1 for whole tumor, tumor core, enhancing: nnU-Net writes 3 for edema and 1 for enhancing,
+    so a conversion that assumed Dataset137's 1/2/3 would swap edema and enhancing."""
+    permuted = {"labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]},
                 "regions_class_order": [3, 2, 1]}
-    assert subregion_labels(permuted) == {"edema": 1, "necrosis": 2, "enhancing": 3}
+    assert subregion_labels(permuted) == {"edema": 3, "necrosis": 2, "enhancing": 1}
+    assert challenge_lookup(permuted, "2021")[MAP].tolist() == [[0, 4, 1, 2]]
+    assert challenge_lookup(permuted, "2023")[MAP].tolist() == [[0, 3, 1, 2]]
 
 
 def test_datasets_that_are_not_tumour_subregions():

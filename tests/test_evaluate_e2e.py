@@ -170,7 +170,9 @@ def test_bypass_replaces_the_stem_by_its_anchor():
     assert probe.names[0] == "stem" and probe.aligned == {"stem"}
     x = torch.randn(1, 4, 32, 32, 32)
     _, reps = probe.run(x, replace="stem")
-    assert torch.equal(reps["stem"], net.stem.output)  # captured before the replacement
+    with torch.no_grad():
+        assert torch.equal(reps["stem"], net.stem(x))  # captured before the replacement
+    assert net.stem.output is None  # in eval mode the stem keeps nothing
     result = bypass(net, [x], [torch.ones(32, 32, 32, dtype=torch.bool)], _region_labels())
     assert result["stem"][0] > 0.05
 
@@ -191,6 +193,11 @@ def test_gap_cli(nnunet_env, phantom, mtg_teacher, ignores_flair, stock_tiny, tm
     assert float(stock["stage 0"]["changed_fraction"]) > 0  # the decoder of a stock U-Net needs its top skip
     md = (tmp_path / "gap.md").read_text()
     assert "| nnUNetTrainerTestTiny | stage 0 | no |" in md and (tmp_path / "gap.png").stat().st_size > 1000
-    p = run_cli(["nnUNetv2_mtg_gap", *MODEL, "-tr", TEACHER, "-o", str(tmp_path / "x"), "-i", images], nnunet_env,
-                check=False)
-    assert p.returncode != 0 and "Pass -l LABELS" in p.stderr
+    # without labels: the bypass check counts the foreground of each model's own full-input prediction, and says so
+    p = run_cli(["nnUNetv2_mtg_gap", *MODEL, "-tr", "nnUNetTrainerTestTiny", "-o", str(tmp_path / "x"), "-i", images],
+                nnunet_env)
+    assert "no case has a label file" in p.stdout
+    assert "voxels the full-input prediction calls foreground" in (tmp_path / "x" / "gap.md").read_text()
+    own = {r["representation"]: r for r in _rows(tmp_path / "x" / "nnUNetTrainerTestTiny" / "bypass.csv")}
+    assert int(own["stage 0"]["foreground_voxels"]) > 0 and float(own["stage 0"]["changed_fraction"]) > 0
+    assert own["stage 0"]["foreground_voxels"] != stock["stage 0"]["foreground_voxels"]

@@ -29,5 +29,5 @@ def test_stock_training_on_cpu_tiny(nnunet_env, phantom, stock_tiny):
     assert first.shape[0] == 8
     log = open([os.path.join(fold, f) for f in os.listdir(fold) if f.startswith("training_log")][0]).read()
     losses = [float(x) for x in re.findall(r"train_loss (-?[\d.]+)", log)]
-    assert len(losses) == 2 and losses[-1] < 1.0
+    assert len(losses) == 2 and losses[1] < losses[0]  # it trained: the loss fell over its 20 iterations
     assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))

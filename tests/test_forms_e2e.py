@@ -9,7 +9,7 @@ import SimpleITK as sitk
 import torch
 from PIL import Image
 
-from conftest import fold_folder, predict, run_cli, train
+from conftest import epochs_in_new_logs, fold_folder, interrupt_after_first_epoch, predict, run_cli, train
 
 FORMS = {"AllStages": ("align.", "kl_align", "kl_latent"), "Mixture": ("stem.", "anchor_align", "stem_latent"),
          "Gaussian": ("stem.", "anchor_align", "stem_latent")}
@@ -56,7 +56,7 @@ def test_form_teacher_and_student(nnunet_env, phantom, one_case, form, tmp_path)
 
 
 def test_stem_student_resumes(nnunet_env, phantom):
-    """Two epochs of a stem student; without its final checkpoint, --c continues from the first epoch's."""
+    """Two epochs of a stem student; interrupted after the first, --c trains the second only."""
     teacher = fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherMixture_12iters")
     if not os.path.isfile(os.path.join(teacher, "checkpoint_final.pth")):
         train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherMixture_12iters")
@@ -65,11 +65,12 @@ def test_stem_student_resumes(nnunet_env, phantom):
     fold = fold_folder(nnunet_env, phantom, student)
     train(env, phantom, student)
     before = _ckpt(fold)["logging"]["train_stem_latent"]
-    os.remove(os.path.join(fold, "checkpoint_final.pth"))
+    old_logs = interrupt_after_first_epoch(fold)
     train(env, phantom, student, "--c")
     after = _ckpt(fold)
     assert after["current_epoch"] == 2 and len(after["logging"]["train_stem_latent"]) == 2
     assert after["logging"]["train_stem_latent"][0] == before[0]  # epoch 0 restored, not retrained
+    assert epochs_in_new_logs(fold, old_logs) == [1]
 
 
 def test_protokd_student(nnunet_env, phantom, dropout_teacher, one_case, tmp_path):
@@ -120,3 +121,26 @@ def test_the_default_trainers_have_the_measured_default_form():
     for trainer in (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudent_T2):
         assert read_form(trainer, arch, 4) == expected
     assert expected.name == "stem-mixture" and expected.stem_channels == 4
+
+
+def test_refuses_what_missing_as_zero_cannot_serve(nnunet_env, phantom):
+    """CT normalisation (an all-zero image is not 0 after it) and a cascade stage (its extra input channels are not
+    modalities) are refused by stock nnUNetv2_train before nnU-Net creates any folder."""
+    import json
+
+    pre = os.path.join(nnunet_env["nnUNet_preprocessed"], phantom["name"])
+    with open(os.path.join(pre, "nnUNetPlans_cpu_tiny.json")) as f:
+        plans = json.load(f)
+    plans["plans_name"] = "nnUNetPlans_refused"
+    plans["configurations"]["3d_fullres"]["normalization_schemes"][1] = "CTNormalization"
+    plans["configurations"]["3d_cascade_fullres"] = {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"}
+    with open(os.path.join(pre, "nnUNetPlans_refused.json"), "w") as f:
+        json.dump(plans, f)
+    results = os.path.join(nnunet_env["nnUNet_results"], phantom["name"])
+    for configuration, messages in (("3d_fullres", ("channel 1 (T1ce) uses CTNormalization", "ZScoreNormalization")),
+                                    ("3d_cascade_fullres", ("cannot train the cascade configuration",))):
+        for trainer in ("nnUNetTrainerModalityDropout_smoke", "nnUNetTrainerMTGTeacher_smoke"):
+            p = run_cli(["nnUNetv2_train", str(phantom["id"]), configuration, "0", "-tr", trainer, "-p",
+                         "nnUNetPlans_refused", "-device", "cpu"], nnunet_env, check=False)
+            assert p.returncode != 0 and all(m in p.stderr for m in messages), p.stderr[-2000:]
+            assert not os.path.exists(os.path.join(results, f"{trainer}__nnUNetPlans_refused__{configuration}"))

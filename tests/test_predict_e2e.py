@@ -1,5 +1,6 @@
 """nnUNetv2_mtg_predict on the phantom with a smoke-trained model: stock equivalence, missing channels, BraTS names
 and labels, the record, and every bad input."""
+import csv
 import json
 import os
 import shutil
@@ -32,8 +33,11 @@ def _mtg_predict(env, images, out, *extra, trainer=TEACHER, check=True):
                    check=check)
 
 
-def test_full_case_as_stock_missing_channels_as_evaluate(nnunet_env, phantom, mtg_teacher, cases, tmp_path):
+def test_full_case_as_stock_missing_channels_as_evaluate(nnunet_env, phantom, default_teacher, cases, tmp_path):
+    """The default form (a stem that substitutes missing modalities itself): full input as stock nnUNetv2_predict,
+    missing files as nnUNetv2_mtg_evaluate's zeroed channels; after the evaluation, the expected Dice per case."""
     (full, partial), images = cases
+    teacher = default_teacher
     folder = tmp_path / "in"
     folder.mkdir()
     for c in range(4):
@@ -41,40 +45,59 @@ def test_full_case_as_stock_missing_channels_as_evaluate(nnunet_env, phantom, mt
         if c in (0, 2):  # the second case has T1 and T2 only
             shutil.copy(os.path.join(images, f"{partial}_{c:04d}.nii.gz"), folder)
     before = sorted(os.listdir(folder))
-    p = _mtg_predict(nnunet_env, folder, tmp_path / "out")
+    model = os.path.join(nnunet_env["nnUNet_results"], phantom["name"], f"{teacher}__nnUNetPlans_cpu_tiny__3d_fullres")
+    if os.path.exists(os.path.join(model, "mtg_subsets.json")):
+        os.remove(os.path.join(model, "mtg_subsets.json"))
+    p = _mtg_predict(nnunet_env, folder, tmp_path / "out", trainer=teacher)
     assert sorted(os.listdir(folder)) == before  # the input is never touched
-    assert f"{partial}: T1+T2 (missing: T1ce+FLAIR)" in p.stdout
+    assert f"{partial}: T1+T2 (missing: T1ce+Flair)" in p.stdout
+    assert "no evaluation of this model" in p.stdout and f"nnUNetv2_mtg_evaluate -d 950 -c 3d_fullres -p " \
+        f"nnUNetPlans_cpu_tiny -tr {teacher} -f 0" in p.stdout
 
     stock = tmp_path / "stock"
     one = tmp_path / "one"
     one.mkdir()
     for c in range(4):
         shutil.copy(os.path.join(images, f"{full}_{c:04d}.nii.gz"), one)
-    predict(nnunet_env, phantom, TEACHER, str(one), str(stock))
+    predict(nnunet_env, phantom, teacher, str(one), str(stock))
     assert np.array_equal(_seg(tmp_path / "out" / f"{full}.nii.gz"), _seg(stock / f"{full}.nii.gz"))
     ours, theirs = sitk.ReadImage(str(tmp_path / "out" / f"{full}.nii.gz")), sitk.ReadImage(str(stock / f"{full}.nii.gz"))
     assert ours.GetSpacing() == theirs.GetSpacing() and ours.GetOrigin() == theirs.GetOrigin()
 
     ev = tmp_path / "ev"
-    run_cli(["nnUNetv2_mtg_evaluate", "-d", "950", "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny", "-tr", TEACHER,
+    run_cli(["nnUNetv2_mtg_evaluate", "-d", "950", "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny", "-tr", teacher,
              "-f", "0", "-device", "cpu", "-i", images, "-l", os.path.join(phantom["raw"], "labelsTs"), "-o", str(ev),
-             "--subsets", "T1+T2", "--save_predictions"], nnunet_env)
+             "--subsets", "T1+T2", "T1+T1ce+T2+FLAIR", "--save_predictions"], nnunet_env)
     assert np.array_equal(_seg(tmp_path / "out" / f"{partial}.nii.gz"),
-                          _seg(ev / TEACHER / "fold_0" / "predictions" / "T1_T2" / f"{partial}.nii.gz"))
+                          _seg(ev / teacher / "fold_0" / "predictions" / "T1_T2" / f"{partial}.nii.gz"))
+    summary = json.load(open(os.path.join(model, "mtg_subsets.json")))  # the evaluation, kept beside the model
+    assert set(summary["subsets"]) == {"T1+T2", "T1+T1ce+T2+FLAIR"} and summary["folds"] == [0]
+    assert summary["cases"] == 2 and summary["subsets"]["T1+T2"]["mask"] == [True, False, True, False]
+    evaluated = {r["subset"]: r for r in csv.DictReader(open(ev / teacher / "summary.csv"))}
+    assert summary["subsets"]["T1+T2"]["dice"]["ET"] == pytest.approx(float(evaluated["T1+T2"]["dice_ET"]), abs=1e-4)
 
     record = json.load(open(tmp_path / "out" / "mtg_predict.json"))
     rows = {r["case"]: r for r in record["cases"]}
-    assert rows[full]["channels_used"] == "T1+T1ce+T2+FLAIR" and rows[full]["channels_missing"] == ""
-    assert rows[partial]["channels_used"] == "T1+T2" and rows[partial]["channels_missing"] == "T1ce+FLAIR"
+    assert rows[full]["channels_used"] == "T1+T1ce+T2+Flair" and rows[full]["channels_missing"] == ""
+    assert rows[partial]["channels_used"] == "T1+T2" and rows[partial]["channels_missing"] == "T1ce+Flair"
     assert rows[partial]["file"] == str(tmp_path / "out" / f"{partial}.nii.gz") and not rows[partial]["warning"]
-    assert record["model"]["trained_subsets"] == "all"
+    assert record["model"]["trained_subsets"] == "all" and record["model"]["expected_dice_from"] is None
     assert (tmp_path / "out" / "mtg_predict.csv").read_text().count("\n") == 3
 
-    # --continue_prediction: nothing predicted again
+    # --continue_prediction: nothing predicted again; the evaluation now gives each case its expected Dice
     stamp = os.path.getmtime(tmp_path / "out" / f"{full}.nii.gz")
-    p = _mtg_predict(nnunet_env, folder, tmp_path / "out", "--continue_prediction")
+    p = _mtg_predict(nnunet_env, folder, tmp_path / "out", "--continue_prediction", trainer=teacher)
     assert "0 case(s) predicted, 2 already there" in p.stdout
     assert os.path.getmtime(tmp_path / "out" / f"{full}.nii.gz") == stamp
+    rows = {r["case"]: r for r in json.load(open(tmp_path / "out" / "mtg_predict.json"))["cases"]}
+    dice = summary["subsets"]["T1+T2"]["dice"]
+    assert rows[partial]["expected_dice"] == " / ".join(f"{r} {100 * dice[r]:.0f}" for r in ("WT", "TC", "ET"))
+    assert f"expected Dice {rows[partial]['expected_dice']}" in p.stdout
+    full_dice = summary["subsets"]["T1+T1ce+T2+FLAIR"]["dice"]
+    weak = [r for r in ("WT", "TC", "ET") if 100 * (full_dice[r] - dice[r]) > 10]
+    assert ("T1ce + Flair missing: expected" in rows[partial]["warning"]) == bool(weak)
+    for r in weak:
+        assert f"expected {r} Dice {100 * dice[r]:.0f} vs {100 * full_dice[r]:.0f} with all modalities" in p.stdout
 
 
 def test_brats_names_and_labels(nnunet_env, phantom, mtg_teacher, stock_tiny, cases, tmp_path):
@@ -109,7 +132,7 @@ def test_brats_names_and_labels(nnunet_env, phantom, mtg_teacher, stock_tiny, ca
     seg = _seg(tmp_path / "out2021" / "BraTS2021_00001.nii.gz")
     assert set(np.unique(seg)) <= {0, 1, 2, 4}
     row = json.load(open(tmp_path / "out2021" / "mtg_predict.json"))["cases"][0]
-    assert row["channels_used"] == "T2+FLAIR" and "trained on T1+T1ce+T2+FLAIR only" in row["warning"]
+    assert row["channels_used"] == "T2+Flair" and "trained on T1+T1ce+T2+Flair only" in row["warning"]
     assert "WARNING" in p.stdout
 
 
@@ -177,3 +200,49 @@ def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher
     p = _mtg_predict(nnunet_env, zeros, out, check=False)
     assert p.returncode != 0 and "every channel of this case is zero everywhere" in p.stderr
     assert not (out / f"{full}.nii.gz").exists()
+    # ... also on nnU-Net's sequential path (-npp 0 -nps 0)
+    p = run_cli(["nnUNetv2_mtg_predict", "-i", str(zeros), "-o", str(out), "-tr", TEACHER, *MODEL[:-4], "-npp", "0",
+                 "-nps", "0"], nnunet_env, check=False)
+    assert p.returncode != 0 and "every channel of this case is zero everywhere" in p.stderr
+    assert not (out / f"{full}.nii.gz").exists()
+    shutil.rmtree(out, ignore_errors=True)
+
+    # no input folder, unknown dataset, a model or fold that was never trained
+    refused(tmp_path / "nowhere", "input folder")
+    refused(good, "Could not find a dataset with the ID 977", model=["-d", "977"] + MODEL[2:])
+    refused(good, "no trained model in", trainer="nnUNetTrainerModalityDropout_250epochs")
+    refused(good, "does not exist: train fold 3 first", model=MODEL[:6] + ["-f", "3"] + MODEL[8:])
+    # a file not named CASE_XXXX
+    loose = tmp_path / "loose"
+    shutil.copytree(good, loose)
+    shutil.copy(os.path.join(images, f"{full}_0000.nii.gz"), loose / "scan.nii.gz")
+    refused(loose, "is not named CASE_XXXX")
+    # two BraTS files for one channel of one case (flat, and in the case's own folder)
+    twice = tmp_path / "twice"
+    (twice / "BraTS-GLI-00001-000").mkdir(parents=True)
+    for c, suffix in BRATS_2023.items():
+        shutil.copy(os.path.join(images, f"{full}_{c:04d}.nii.gz"), twice / f"BraTS-GLI-00001-000-{suffix}.nii.gz")
+    shutil.copy(os.path.join(images, f"{full}_0001.nii.gz"),
+                twice / "BraTS-GLI-00001-000" / "BraTS-GLI-00001-000-t1c.nii.gz")
+    refused(twice, "case BraTS-GLI-00001-000 has two t1c files", "--brats-names")
+    # channel files of another size, or another direction
+    for what in ("size", "direction"):
+        bad = tmp_path / what
+        shutil.copytree(good, bad)
+        img = sitk.ReadImage(str(bad / f"{full}_0003.nii.gz"))
+        if what == "size":
+            img = img[:-2, :, :]
+        else:
+            img.SetDirection((-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+        sitk.WriteImage(img, str(bad / f"{full}_0003.nii.gz"))
+        refused(bad, f"the channel files differ in {what}")
+    # --brats-names on a dataset whose channels are not the BraTS modalities
+    other = os.path.join(nnunet_env["nnUNet_results"], "Dataset954_Other")
+    shutil.copytree(os.path.dirname(mtg_teacher), os.path.join(other, os.path.basename(os.path.dirname(mtg_teacher))))
+    path = os.path.join(other, os.path.basename(os.path.dirname(mtg_teacher)), "dataset.json")
+    dj = json.load(open(path))
+    dj["channel_names"] = dj["mtg_modalities"] = {"0": "CT", "1": "PET", "2": "MR", "3": "US"}
+    json.dump(dj, open(path, "w"))
+    os.makedirs(os.path.join(nnunet_env["nnUNet_raw"], "Dataset954_Other"), exist_ok=True)
+    refused(twice, "--brats-names needs a dataset with the BraTS modalities", "--brats-names",
+            model=["-d", "954"] + MODEL[2:])

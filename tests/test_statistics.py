@@ -62,6 +62,7 @@ def test_paired_tables_markdown():
                    for s in ("T2", "T1+T1ce+T2+FLAIR", MEAN) for r in ("WT", "TC", "ET", MEAN)}}
     md = report.paired_tables(diffs, "A", ["WT", "TC", "ET"])
     assert "| **mean** | +10.00 [+10.00, +10.00] |" in md and "Δ B [95% CI]" in md
+    assert md.rstrip().endswith("| +10.0 | 0.0078 | better |")  # per fold, Holm p (one trainer), verdict
     rows = report.paired_rows(diffs, "A")
     assert len(rows) == 12 and {r["trainer"] for r in rows} == {"B"}
 

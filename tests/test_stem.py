@@ -310,3 +310,29 @@ def test_default_teachers_alignment_term_survives_shrinking_its_norm(trainer):
     assert before / 2 < term < before * 2
     # the encoder's own norm undoes the rescaling (up to its eps): the segmentation is the same
     assert (out.argmax(1) == out_before.argmax(1)).float().mean() > 0.99
+
+
+@pytest.mark.parametrize("placement", ["front", "first_block"])
+def test_stem_network_under_torch_compile(placement):
+    """nnU-Net compiles the network on CUDA by default; the stem's substitution and the values it keeps for the
+    loss must survive compilation (aot_eager: the same graph capture on the CPU)."""
+    arch = dict(COMMON, **NETWORKS["PlainConvUNet"][1])
+    form = read_form(type("nnUNetTrainerC", (), {"stem_anchor": "mixture", "stem_placement": placement}), arch, 4)
+    torch.manual_seed(0)
+    net = wrap(form, get_network_from_plans(NETWORKS["PlainConvUNet"][0], arch, REQ_IMPORT, input_channels(form, 4), 3,
+                                            allow_init=True, deep_supervision=True), 4)
+    compiled = torch.compile(net, backend="aot_eager")
+    x = torch.randn(2, 4, 32, 32, 32)
+    x[0, 1] = 0
+    x[1, 2:] = 0
+    eager_out = net.train()(x)[0]
+    eager_loss = net.stem.alignment_loss()
+    out = compiled.train()(x)[0]
+    torch.testing.assert_close(out, eager_out, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(net.stem.alignment_loss(), eager_loss, rtol=1e-4, atol=1e-5)
+    assert net.stem.present.tolist() == [[True, False, True, True], [True, True, False, False]]
+    (out.square().mean() + net.stem.alignment_loss()).backward()
+    assert net.stem.anchor.logits.grad is not None and torch.isfinite(net.stem.anchor.logits.grad).all()
+    with torch.no_grad():
+        compiled.eval()(x)
+    assert net.stem.features is None  # eval: nothing kept, compiled or not

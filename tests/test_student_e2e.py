@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import torch
 
-from conftest import fold_folder, run_cli, train
+from conftest import epochs_in_new_logs, fold_folder, interrupt_after_first_epoch, run_cli, train
 
 STUDENT = "nnUNetTrainerMTGStudentBottleneck_smoke"
 
@@ -78,11 +78,12 @@ def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_en
     log = "".join(open(os.path.join(fold, f)).read() for f in os.listdir(fold) if f.startswith("training_log"))
     assert "teacher: " + os.path.join(mtg_teacher, "checkpoint_final.pth") in log
 
-    # --c after an interruption finds the same teacher and finishes
-    os.remove(os.path.join(fold, "checkpoint_final.pth"))
+    # --c after an interruption finds the same teacher and trains the missing epoch only
+    old_logs = interrupt_after_first_epoch(fold)
     train(nnunet_env, phantom, STUDENT, "--c")
     assert torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu",
                       weights_only=False)["current_epoch"] == 2
+    assert epochs_in_new_logs(fold, old_logs) == [1]
 
     # stock nnUNetv2_predict with the student while the teacher is gone
     teacher_dir = os.path.dirname(mtg_teacher)
@@ -104,3 +105,42 @@ def test_kd_student_with_dropout_teacher(nnunet_env, phantom, dropout_teacher):
     assert not any(k.startswith(("align.", "stem.")) for k in ckpt["network_weights"])  # stock network
     assert len(ckpt["logging"]["train_kd"]) == 2 and ckpt["logging"]["train_kd"][0] > 0
     assert "train_kl_align" not in ckpt["logging"]
+
+
+def test_student_masks_each_sample_while_its_teacher_sees_the_patch_unmasked(nnunet_env, phantom, default_teacher,
+                                                                             monkeypatch, tmp_path):
+    """Spies on what the default MTG student's network and its frozen teacher receive in real train steps."""
+    import json
+
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    teacher = fold_folder(nnunet_env, phantom, default_teacher)
+    for k, v in dict(nnunet_env, nnUNet_results=str(tmp_path), nnUNet_MTG_TEACHER=teacher).items():
+        monkeypatch.setenv(k, v)
+    pre = os.path.join(nnunet_env["nnUNet_preprocessed"], phantom["name"])
+    plans = json.load(open(os.path.join(pre, "nnUNetPlans_cpu_tiny.json")))
+    dataset_json = json.load(open(os.path.join(pre, "dataset.json")))
+    cls = recursive_find_trainer_class_by_name("nnUNetTrainerMTGStudent_smoke")
+    trainer = cls(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
+    trainer.initialize()
+    seen = {}
+    trainer.teacher_network.register_forward_pre_hook(lambda m, args: seen.__setitem__("teacher", args[0].clone()))
+    trainer.network.register_forward_pre_hook(lambda m, args: seen.__setitem__("student", args[0].clone()))
+    torch.manual_seed(0)
+    np.random.seed(0)
+    patch = trainer.configuration_manager.patch_size
+    shapes = [[int(s * f) for s, f in zip(patch, scale)] for scale in np.cumprod(
+        np.vstack(trainer.configuration_manager.pool_op_kernel_sizes), axis=0)[:-1] ** -1.0]
+    masked_samples = 0
+    for _ in range(4):
+        data = torch.randn(2, 4, *patch) + 3  # no voxel is 0 by chance
+        target = [torch.zeros(2, 3, *s) for s in shapes]
+        trainer.train_step({"data": data, "target": target})
+        assert torch.equal(seen["teacher"], data)  # the teacher: the whole patch, every modality
+        student = seen["student"]
+        for b in range(2):
+            kept = student[b].flatten(1).ne(0).any(1)
+            assert kept.any()  # never all modalities missing
+            assert torch.equal(student[b][kept], data[b][kept]) and not student[b][~kept].any()
+            masked_samples += int(not kept.all())
+    assert masked_samples >= 3  # uniform over the 15 subsets: 14 of 15 samples miss something

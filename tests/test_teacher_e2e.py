@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import fold_folder as _fold
-from conftest import run_cli
+from conftest import epochs_in_new_logs, interrupt_after_first_epoch, run_cli
 from conftest import train as _train
 
 
@@ -34,15 +34,12 @@ def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, t
     assert Image.open(os.path.join(fold, "progress.png")).size[1] == 7200
     assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
 
-    # an interrupted run: no final checkpoint; --c continues from the last saved one with the KL history
-    best = torch.load(os.path.join(fold, "checkpoint_best.pth"), map_location="cpu", weights_only=False)
-    os.remove(os.path.join(fold, "checkpoint_final.pth"))
+    # a run interrupted after epoch 0: --c trains epoch 1 only, keeping epoch 0's KL history
+    old_logs = interrupt_after_first_epoch(fold)
     _train(nnunet_env, phantom, trainer, "--c")
     resumed = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
-    assert resumed["current_epoch"] == 2
-    n_done = best["current_epoch"]
-    assert resumed["logging"]["train_kl_align"][:n_done] == best["logging"]["train_kl_align"]
-    assert len(resumed["logging"]["train_kl_align"]) == 2
+    assert resumed["current_epoch"] == 2 and epochs_in_new_logs(fold, old_logs) == [1]
+    assert resumed["logging"]["train_kl_align"][0] == kl[0] and len(resumed["logging"]["train_kl_align"]) == 2
 
     # stock nnUNetv2_predict rebuilds the aligned network from the trainer name
     out = tmp_path / "pred"

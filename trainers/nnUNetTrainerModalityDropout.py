@@ -2,7 +2,8 @@
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunetv2_mtg.masking import ModalityMaskingTransform, insert_masking, sampler_for_dataset
+from nnunetv2_mtg.masking import ModalityMaskingTransform, check_missing_can_be_zero, insert_masking, \
+    sampler_for_dataset
 from nnunetv2_mtg.modalities import modality_names
 from nnunetv2_mtg.schedules import add_schedule_variants
 
@@ -15,7 +16,9 @@ class nnUNetTrainerModalityDropout(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        self.modalities = modality_names(dataset_json)  # fails before nnU-Net creates any folder
+        # every check fails before nnU-Net creates any folder
+        self.modalities = modality_names(dataset_json)
+        check_missing_can_be_zero(plans, configuration, dataset_json, type(self).__name__)
         self.subset_sampler = sampler_for_dataset(self.modalities, self.p_full, self.fixed_subset)
         super().__init__(plans, configuration, fold, dataset_json, device)
 
