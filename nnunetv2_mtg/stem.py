@@ -81,6 +81,17 @@ def feature_statistics(features: torch.Tensor, present: torch.Tensor) -> tuple[t
     return centre, (deviation * w).sum(1) / count
 
 
+def block_mean(features: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, M, F, *spatial) averaged over k x k (x k) voxel blocks (a trailing remainder is dropped), in the
+    features' own precision and without keeping them for the backward pass (a pooling layer under autocast
+    would keep a float32 copy)."""
+    spatial = features.shape[3:]
+    crop = features[(..., *[slice(0, s - s % k) for s in spatial])]
+    blocks = [d for s in spatial for d in (s // k, k)]
+    pooled = crop.reshape(*features.shape[:3], *blocks)
+    return pooled.mean(dim=tuple(range(4, pooled.ndim, 2)))
+
+
 class MixtureAnchor(nn.Module):
     """a = sum_m w_m f_m over the present modalities, w = softmax of learnable logits restricted to them."""
 
@@ -248,9 +259,7 @@ class ModalityStem(nn.Module):
         """The anchor loss over the present modalities of the last forward pass."""
         features = self.features
         if self.loss_pool > 1:
-            pool = (F.avg_pool3d if features.ndim == 6 else F.avg_pool2d)
-            flat = pool(features.flatten(1, 2), self.loss_pool, ceil_mode=True)
-            features = flat.view(*features.shape[:3], *flat.shape[2:])
+            features = block_mean(features, self.loss_pool)
         return self.anchor.loss(features, self.present, self.eligible)
 
     @torch.no_grad()
