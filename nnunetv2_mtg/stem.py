@@ -71,13 +71,13 @@ def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 def feature_statistics(features: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per sample, over the present modalities: the mean of each feature channel, (B, 1, F, 1, ...), and the
     mean squared deviation from it over modalities, channels and voxels, (B,). Rescaling every feature by s
-    scales them by s and s^2; adding a constant to every modality's features moves only the mean."""
-    f = features.float()
-    w = present.to(f.dtype)  # (B, M)
+    scales them by s and s^2; adding a constant to every modality's features moves only the mean. Elementwise
+    work stays in the features' precision, sums are float32."""
+    w = present.float()  # (B, M)
     count = w.sum(1).clamp_min(1.0)
-    centre = torch.einsum("bm,bmc->bc", w, f.flatten(3).mean(3)) / count[:, None]
-    centre = _spatial(centre[:, None], f.ndim)
-    deviation = (f - centre).square().flatten(3).mean(3).mean(2)  # (B, M)
+    centre = torch.einsum("bm,bmc->bc", w, features.flatten(3).mean(3, dtype=torch.float32)) / count[:, None]
+    centre = _spatial(centre[:, None], features.ndim)
+    deviation = (features - centre.to(features.dtype)).square().flatten(3).mean(3, dtype=torch.float32).mean(2)
     return centre, (deviation * w).sum(1) / count
 
 
@@ -107,7 +107,7 @@ class MixtureAnchor(nn.Module):
         return (weights * features).sum(1, keepdim=True)
 
     def loss(self, features: torch.Tensor, present: torch.Tensor, eligible: torch.Tensor) -> torch.Tensor:
-        distance = (features.float() - self(features, present).float()).square().flatten(2).mean(2)  # (B, M)
+        distance = (features - self(features, present)).square().flatten(2).mean(2, dtype=torch.float32)  # (B, M)
         if self.loss_kind == "invariant":
             distance = distance / (feature_statistics(features, present)[1][:, None] + _EPS)
         return _masked_mean(distance, present & (eligible & (present.sum(1) >= 2))[:, None])
