@@ -224,7 +224,7 @@ def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher
         shutil.copy(os.path.join(images, f"{full}_{c:04d}.nii.gz"), twice / f"BraTS-GLI-00001-000-{suffix}.nii.gz")
     shutil.copy(os.path.join(images, f"{full}_0001.nii.gz"),
                 twice / "BraTS-GLI-00001-000" / "BraTS-GLI-00001-000-t1c.nii.gz")
-    refused(twice, "case BraTS-GLI-00001-000 has two t1c files", "--brats-names")
+    refused(twice, "case BraTS-GLI-00001-000 has two T1ce files", "--brats-names")
     # channel files of another size, or another direction
     for what in ("size", "direction"):
         bad = tmp_path / what

@@ -110,18 +110,13 @@ def test_kd_student_with_dropout_teacher(nnunet_env, phantom, dropout_teacher):
 def test_student_masks_each_sample_while_its_teacher_sees_the_patch_unmasked(nnunet_env, phantom, default_teacher,
                                                                              monkeypatch, tmp_path):
     """Spies on what the default MTG student's network and its frozen teacher receive in real train steps."""
-    import json
-
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    from nnunetv2.run.run_training import get_trainer_from_args
 
     teacher = fold_folder(nnunet_env, phantom, default_teacher)
     for k, v in dict(nnunet_env, nnUNet_results=str(tmp_path), nnUNet_MTG_TEACHER=teacher).items():
         monkeypatch.setenv(k, v)
-    pre = os.path.join(nnunet_env["nnUNet_preprocessed"], phantom["name"])
-    plans = json.load(open(os.path.join(pre, "nnUNetPlans_cpu_tiny.json")))
-    dataset_json = json.load(open(os.path.join(pre, "dataset.json")))
-    cls = recursive_find_trainer_class_by_name("nnUNetTrainerMTGStudent_smoke")
-    trainer = cls(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
+    trainer = get_trainer_from_args(str(phantom["id"]), "3d_fullres", 0, "nnUNetTrainerMTGStudent_smoke",
+                                    "nnUNetPlans_cpu_tiny", device=torch.device("cpu"))
     trainer.initialize()
     seen = {}
     trainer.teacher_network.register_forward_pre_hook(lambda m, args: seen.__setitem__("teacher", args[0].clone()))
