@@ -7,7 +7,7 @@ import platform
 import numpy as np
 
 from nnunetv2_mtg import statistics
-from nnunetv2_mtg.report import CI_TEXT, per_fold_cell, read_csv, write_csv_atomic
+from nnunetv2_mtg.report import CI_TEXT, per_fold_cell, per_fold_text, read_csv, write_csv_atomic
 
 SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
                   "full_input_sd_over_folds", "per_fold_mean_dice")
@@ -93,7 +93,7 @@ def paired_section(tables: dict, trainers: list[str], it: int) -> tuple[list[str
             rows += [{"comparison": title, "trainer": t, "reference": reference, "subset": subset, "region": r,
                       "difference": round(x.mean, 6), "ci_low": round(x.ci_low, 6), "ci_high": round(x.ci_high, 6),
                       "p_value": x.p_value, "holm_p": adjusted[t] if r == statistics.MEAN else "", "cases": x.n_cases,
-                      "folds": x.n_folds, "per_fold": " ".join(f"{f}:{v:.6f}" for f, v in x.per_fold)}
+                      "folds": x.n_folds, "per_fold": per_fold_text(x)}
                      for r, x in diffs[t].items()]
     return lines, rows
 

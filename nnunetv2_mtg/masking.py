@@ -116,6 +116,7 @@ def check_missing_can_be_zero(plans: dict, configuration: str, dataset_json: dic
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunetv2_mtg.env import UserInputError
+    from nnunetv2_mtg.modalities import channel_names
 
     plans_manager = PlansManager(plans)
     cm = plans_manager.get_configuration(configuration)
@@ -123,7 +124,7 @@ def check_missing_can_be_zero(plans: dict, configuration: str, dataset_json: dic
         raise UserInputError(f"{who} cannot train the cascade configuration '{configuration}': its extra input channels "
                              f"(the segmentation of '{cm.previous_stage_name}') would be masked and aligned as if they "
                              f"were modalities. Train '3d_fullres' (or '3d_lowres', '2d') instead.")
-    channels = [dataset_json["channel_names"][k] for k in sorted(dataset_json["channel_names"], key=int)]
+    channels = channel_names(dataset_json)
     zeros = np.zeros((len(channels), 2, 2, 2), dtype=np.float32)
     out = cm.preprocessor_class(verbose=False)._normalize(
         zeros, np.zeros((1, 2, 2, 2), dtype=np.int16), cm, plans_manager.foreground_intensity_properties_per_channel)

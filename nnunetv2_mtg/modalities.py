@@ -53,6 +53,12 @@ class Subset:
         return all(self.mask)
 
 
+def channel_names(dataset_json: dict) -> list[str]:
+    """The channels as dataset.json names them, in channel order."""
+    channels = dataset_json["channel_names"]
+    return [channels[k] for k in sorted(channels, key=int)]
+
+
 def modality_names(dataset_json: dict) -> list[str]:
     """One modality name per input channel, in channel order.
 

@@ -294,7 +294,7 @@ def run(a: argparse.Namespace) -> list[dict]:
 
     from nnunetv2_mtg.brats import challenge_lookup
     from nnunetv2_mtg.env import require_env_folder
-    from nnunetv2_mtg.modalities import modality_names
+    from nnunetv2_mtg.modalities import channel_names, modality_names
 
     if not os.path.isdir(a.i):
         raise UserInputError(f"input folder {a.i} does not exist")
@@ -327,8 +327,7 @@ def run(a: argparse.Namespace) -> list[dict]:
     trained = trained_subsets(a.tr, modalities)
     outputs = [os.path.join(a.o, c.name + ending) for c in cases]
     expected = read_subset_summary(model)
-    channel_names = [dataset_json["channel_names"][k] for k in sorted(dataset_json["channel_names"], key=int)]
-    rows = record_rows(cases, modalities, outputs, trained, channel_names, expected)
+    rows = record_rows(cases, modalities, outputs, trained, channel_names(dataset_json), expected)
     if expected is None:
         print(f"no evaluation of this model, so no expected Dice per case: `nnUNetv2_mtg_evaluate -d {a.d} -c {a.c} "
               f"-p {a.p} -tr {a.tr} -f {' '.join(a.f)}` makes one ({SUMMARY_FILE} in {model})")

@@ -160,6 +160,11 @@ def _p(d) -> str:
     return "n/a" if d.p_value != d.p_value else (f"{d.p_value:.2g}" if d.p_value >= 1e-4 else "<1e-4")
 
 
+def per_fold_text(d) -> str:
+    """The per-fold differences as a CSV cell: `fold:difference ...`."""
+    return " ".join(f"{f}:{v:.6f}" for f, v in d.per_fold)
+
+
 def per_fold_cell(d) -> str:
     return " / ".join(f"{100 * v:+.1f}" for _, v in d.per_fold)
 
@@ -205,5 +210,5 @@ def paired_tables(differences: dict, reference: str, regions: list[str]) -> str:
 def paired_rows(differences: dict, reference: str) -> list[dict]:
     return [{"trainer": t, "reference": reference, "subset": s, "region": r, "difference": round(d.mean, 6),
              "ci_low": round(d.ci_low, 6), "ci_high": round(d.ci_high, 6), "p_value": d.p_value,
-             "cases": d.n_cases, "folds": d.n_folds, "per_fold": " ".join(f"{f}:{v:.6f}" for f, v in d.per_fold)}
+             "cases": d.n_cases, "folds": d.n_folds, "per_fold": per_fold_text(d)}
             for t, per in differences.items() for (s, r), d in per.items()]

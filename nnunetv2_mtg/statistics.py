@@ -87,8 +87,9 @@ def hierarchical_bootstrap_ci(matrix: np.ndarray, n_resamples: int = 5000, seed:
     if n_cases < 2 and n_folds < 2:
         return float(np.nanmean(matrix)), float(np.nanmean(matrix))
     rng = np.random.default_rng(seed)
-    case_w = np.stack([np.bincount(rng.integers(0, n_cases, n_cases), minlength=n_cases) for _ in range(n_resamples)])
-    fold_w = np.stack([np.bincount(rng.integers(0, n_folds, n_folds), minlength=n_folds) for _ in range(n_resamples)])
+    # how often each case (fold) is drawn in each resample: n draws with replacement = multinomial counts
+    case_w = rng.multinomial(n_cases, np.full(n_cases, 1 / n_cases), size=n_resamples)
+    fold_w = rng.multinomial(n_folds, np.full(n_folds, 1 / n_folds), size=n_resamples)
     sums = np.einsum("bc,cf,bf->b", case_w, values, fold_w)
     counts = np.einsum("bc,cf,bf->b", case_w, valid.astype(float), fold_w)
     stats = sums[counts > 0] / counts[counts > 0]

@@ -149,11 +149,10 @@ class GaussianAnchor(nn.Module):
     def sigma(self) -> torch.Tensor:
         return self.sigma_floor + F.softplus(self.raw_sigma)
 
-    def _units(self, features: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _units(self, features: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor | float]:
         """(centre, scale) that standardise the features; (0, 1) for the raw loss."""
         if self.loss_kind == "raw":
-            one = features.new_ones(())
-            return one * 0, one
+            return 0.0, 1.0
         centre, variance = feature_statistics(features, present)
         return centre, _spatial(variance.add(_EPS).sqrt(), features.ndim)
 
