@@ -90,12 +90,16 @@ def class_masks(target, label_manager) -> torch.Tensor:
 
 def prototype_similarity(features: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarity of every voxel's feature to every class prototype of its sample, (B, K, voxels), and
-    which (sample, class) pairs have voxels, (B, K). features (B, C, ...), masks (B, K, ...)."""
-    f = features.float().flatten(2)  # (B, C, N)
-    m = masks.flatten(2).to(f.dtype)  # (B, K, N)
-    counts = m.sum(2)
-    prototypes = torch.einsum("bcn,bkn->bkc", f, m) / counts.clamp_min(1)[..., None]
-    similarity = torch.einsum("bcn,bkc->bkn", F.normalize(f, dim=1, eps=1e-6), F.normalize(prototypes, dim=2, eps=1e-6))
+    which (sample, class) pairs have voxels, (B, K). features (B, C, ...), masks (B, K, ...). In float32 with
+    autocast off: a prototype sums a class's features over a whole patch, which overflows float16 (autocast runs
+    einsum in float16 on a GPU)."""
+    with torch.autocast(features.device.type, enabled=False):
+        f = features.float().flatten(2)  # (B, C, N)
+        m = masks.flatten(2).to(f.dtype)  # (B, K, N)
+        counts = m.sum(2)
+        prototypes = torch.einsum("bcn,bkn->bkc", f, m) / counts.clamp_min(1)[..., None]
+        similarity = torch.einsum("bcn,bkc->bkn", F.normalize(f, dim=1, eps=1e-6),
+                                  F.normalize(prototypes, dim=2, eps=1e-6))
     return similarity, counts > 0
 
 

@@ -151,6 +151,23 @@ def test_prototype_term_on_a_tiny_example():
     assert prototype_loss(student, teacher, masks).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_prototype_term_survives_float16_autocast():
+    """nnU-Net trains under float16 autocast on a GPU, which runs einsum in float16: a prototype sums a class's
+    features over a whole patch and overflowed (ProtoKD trained to NaN on an H200). Same value as in float32."""
+    from nnunetv2_mtg.distillation import prototype_loss
+
+    torch.manual_seed(0)
+    teacher = torch.rand(1, 4, 40, 40, 40) * 10 + 5  # 64000 voxels x ~10: class sums far above float16's 65504
+    student = teacher + torch.randn_like(teacher)
+    masks = torch.zeros(1, 2, 40, 40, 40, dtype=torch.bool)
+    masks[:, 0, :20], masks[:, 1, 20:] = True, True
+    expected = prototype_loss(student, teacher, masks).item()
+    assert expected > 1e-5
+    with torch.autocast("cpu", dtype=torch.float16):
+        got = prototype_loss(student, teacher, masks)
+    assert math.isfinite(got.item()) and got.item() == pytest.approx(expected, rel=1e-4)
+
+
 def test_prototype_classes_from_nnunet_targets():
     from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
