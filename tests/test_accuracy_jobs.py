@@ -71,3 +71,23 @@ def test_results_name_the_commit_or_say_unknown_without_git(monkeypatch):
     assert accuracy_report._commit() != "unknown"  # this checkout has git
     monkeypatch.setenv("PATH", "")  # a machine (or a tarball's environment) without the git binary
     assert accuracy_report._commit() == "unknown"
+
+
+def test_comparisons_pair_each_model_with_its_reference():
+    """Every teacher against dropout, MTG forms against NoAlign and against the default stem, students against KD,
+    everything at full input against stock; a block whose reference is absent is left out."""
+    from accuracy_report import comparisons
+
+    grid = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacherMixture",
+            "nnUNetTrainerMTGTeacherNoAlign", "nnUNetTrainerMTGTeacherFirstBlock", "nnUNetTrainerKDStudent",
+            "nnUNetTrainerMTGStudentMixture"]
+    blocks = {ref: group for _, ref, group in comparisons(grid)}
+    assert blocks["nnUNetTrainerModalityDropout"] == ["nnUNetTrainer", "nnUNetTrainerMTGTeacherMixture",
+                                                     "nnUNetTrainerMTGTeacherNoAlign", "nnUNetTrainerMTGTeacherFirstBlock"]
+    assert blocks["nnUNetTrainerMTGTeacherNoAlign"] == ["nnUNetTrainerMTGTeacherMixture",
+                                                       "nnUNetTrainerMTGTeacherFirstBlock"]
+    assert blocks["nnUNetTrainerMTGTeacherMixture"] == ["nnUNetTrainerMTGTeacherFirstBlock"]
+    assert blocks["nnUNetTrainerKDStudent"] == ["nnUNetTrainerMTGStudentMixture"]
+    assert blocks["nnUNetTrainer"] == grid[1:]
+    without = {ref for _, ref, _ in comparisons([t for t in grid if t != "nnUNetTrainerMTGTeacherMixture"])}
+    assert "nnUNetTrainerMTGTeacherMixture" not in without and "nnUNetTrainerMTGTeacherNoAlign" in without
