@@ -14,7 +14,8 @@ mkdir -p "$nnUNet_raw" "$nnUNet_preprocessed" "$nnUNet_results"
 RAW="$nnUNet_raw/Dataset${ID}_BraTSPhantom"
 
 if [ ! -d "$RAW" ]; then
-  nnUNetv2_mtg_phantom -d "$ID" -n "${DEMO_TRAIN_CASES:-24}" --test 8 --seed 0
+  # 16 training and 4 test cases keep the demo within 20 minutes on 2 cores (more cases: DEMO_TRAIN_CASES, DEMO_TEST_CASES)
+  nnUNetv2_mtg_phantom -d "$ID" -n "${DEMO_TRAIN_CASES:-16}" --test "${DEMO_TEST_CASES:-4}" --seed 0
 fi
 if [ ! -f "$nnUNet_preprocessed/Dataset${ID}_BraTSPhantom/nnUNetPlans.json" ]; then
   nnUNetv2_plan_and_preprocess -d "$ID" -c 3d_fullres --verify_dataset_integrity
