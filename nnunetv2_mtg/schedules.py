@@ -1,7 +1,7 @@
 """Training-length variants, named the nnU-Net way (`_5epochs`, ...), for every trainer of ours.
 
 nnU-Net sets `num_epochs` and friends in `nnUNetTrainer.__init__`; these mixins overwrite them after it.
-`add_schedule_variants` defines `<trainer>_smoke`, `_2epochs`, `_5epochs`, `_50epochs` and `_250epochs` in a
+`add_schedule_variants` defines `<trainer>_smoke`, `_1epoch`, `_2epochs`, `_5epochs`, `_50epochs` and `_250epochs` in a
 trainer module, so that every trainer has the same variants without a page of two-line classes per file.
 """
 from __future__ import annotations
@@ -64,7 +64,8 @@ class FixedIterations:
         self.print_to_log_file("final validation skipped (FixedIterations: the models are evaluated separately)")
 
 
-SCHEDULES = {"_smoke": (SmokeSchedule, {}), **{f"_{n}epochs": (FixedEpochs, {"epochs": n}) for n in (2, 5, 50, 250)}}
+SCHEDULES = {"_smoke": (SmokeSchedule, {}), "_1epoch": (FixedEpochs, {"epochs": 1}),
+             **{f"_{n}epochs": (FixedEpochs, {"epochs": n}) for n in (2, 5, 50, 250)}}
 
 
 def variant(base: type, suffix: str, mixin: type, attributes: dict, module: str) -> type:

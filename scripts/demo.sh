@@ -24,7 +24,8 @@ nnUNetv2_mtg_plans -d "$ID" --preset cpu_tiny
 
 PLANS=nnUNetPlans_cpu_tiny
 DEVICE="${DEMO_DEVICE:-cpu}"
-SCHEDULE="${DEMO_SCHEDULE:-_2epochs}"  # 2 x 250 iterations of the default form (mixture stem: 1.6x (teacher), 2.3x (student) a stock CPU step)
+# 250 iterations each (2 epochs took 23 min end to end on 2 cores: docs/measurements.md); DEMO_SCHEDULE=_5epochs trains longer
+SCHEDULE="${DEMO_SCHEDULE:-_1epoch}"
 TEACHER="nnUNetTrainerMTGTeacher$SCHEDULE"
 STUDENT="nnUNetTrainerMTGStudent$SCHEDULE"
 RESULTS="$nnUNet_results/Dataset${ID}_BraTSPhantom"

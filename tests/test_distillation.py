@@ -88,7 +88,18 @@ def test_paired_teacher_names():
         "nnUNetTrainerMTGTeacher_smoke"
     assert paired_teacher_name("nnUNetTrainerKDStudent_50epochs", "nnUNetTrainerModalityDropout") == \
         "nnUNetTrainerModalityDropout_50epochs"
+    assert paired_teacher_name("nnUNetTrainerMTGStudent_1epoch", "nnUNetTrainerMTGTeacher") == \
+        "nnUNetTrainerMTGTeacher_1epoch"
     assert paired_teacher_name("nnUNetTrainerMTGStudent_T2", "nnUNetTrainerMTGTeacher") == "nnUNetTrainerMTGTeacher"
+
+
+def test_every_schedule_variant_finds_its_paired_teacher():
+    """A student of any schedule of SCHEDULES (the demo trains `_1epoch`) finds the teacher of the same schedule."""
+    from nnunetv2_mtg.schedules import SCHEDULES
+
+    for suffix in SCHEDULES:
+        assert paired_teacher_name("nnUNetTrainerMTGStudent" + suffix, "nnUNetTrainerMTGTeacher") == \
+            "nnUNetTrainerMTGTeacher" + suffix
 
 
 def _init():
