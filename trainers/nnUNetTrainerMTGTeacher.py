@@ -3,8 +3,8 @@
 loss = nnU-Net's loss + lambda_align * (KL(q(z | x * m) || N(0, I)) at the aligned encoder stages
                                         and/or the stem anchor loss)
 
-`nnUNetTrainerMTGTeacher` has the default form, the mixture stem: the form whose teachers scored best over the 15
-subsets in the accuracy experiment (docs/RESULTS.md). The named forms are `...Bottleneck` (Gaussian head on the
+`nnUNetTrainerMTGTeacher` has the default form, the mixture stem: no other alignment form scored better over the 15
+subsets in the accuracy experiment (docs/RESULTS.md; there the alignment itself did not pay, see README). The named forms are `...Bottleneck` (Gaussian head on the
 bottleneck), `...AllStages` (on every stage, free bits), `...Mixture`, `...Standin` and `...Gaussian` (modality stem
 with that anchor kind), `...MixtureRawLoss` (the mixture stem with the earlier scale-dependent loss) and
 `...FirstBlock` (nnU-Net's first convolution grouped by modality and aligned); a form mixin listed before the default
