@@ -3,9 +3,10 @@
 loss = nnU-Net's loss + lambda_align * (KL(q(z | x * m) || N(0, I)) at the aligned encoder stages
                                         and/or the stem anchor loss)
 
-`nnUNetTrainerMTGTeacher` has the default form, the mixture stem: no other alignment form scored better over the 15
-subsets in the accuracy experiment (docs/RESULTS.md; there the alignment itself did not pay, see README). The named forms are `...Bottleneck` (Gaussian head on the
-bottleneck), `...AllStages` (on every stage, free bits), `...Mixture`, `...Standin` and `...Gaussian` (modality stem
+`nnUNetTrainerMTGTeacher` has the default form, the mixture stem: no other form with the scale-invariant loss scored
+better over the 15 subsets in the accuracy experiment (docs/RESULTS.md; README says what that run found against the
+raw loss and without alignment). The named forms are `...Bottleneck` (Gaussian head on the bottleneck),
+`...AllStages` (on every stage, free bits), `...Mixture`, `...Standin` and `...Gaussian` (modality stem
 with that anchor kind), `...MixtureRawLoss` (the mixture stem with the earlier scale-dependent loss) and
 `...FirstBlock` (nnU-Net's first convolution grouped by modality and aligned); a form mixin listed before the default
 class sets its attributes. `...NoAlign` is the default form with lambda_align = 0: the ablation of the alignment.
