@@ -112,14 +112,14 @@ def test_form_errors_before_any_output(nnunet_env, phantom):
 
 def test_the_default_trainers_have_the_measured_default_form():
     """README and docs/RESULTS.md say which form the plain MTG trainers use; the classes must agree."""
-    from nnunetv2_mtg.forms import read_form
+    from nnunetv2_mtg.forms import INVARIANT_LAMBDA, read_form
     from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudent_T2
     from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherMixture
 
     arch = {"n_stages": 4, "features_per_stage": [8, 16, 32, 64]}
     expected = read_form(nnUNetTrainerMTGTeacherMixture, arch, 4)
     for trainer in (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudent_T2):
-        assert read_form(trainer, arch, 4) == expected
+        assert read_form(trainer, arch, 4) == expected and trainer.lambda_align == INVARIANT_LAMBDA
     assert expected.name == "stem-mixture" and expected.stem_channels == 4
 
 

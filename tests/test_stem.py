@@ -312,6 +312,26 @@ def test_default_teachers_alignment_term_survives_shrinking_its_norm(trainer):
     assert (out.argmax(1) == out_before.argmax(1)).float().mean() > 0.99
 
 
+def test_default_weight_gives_the_raw_losss_starting_pull():
+    """forms.INVARIANT_LAMBDA: on a fresh stem the default's weighted invariant term is what the raw loss's was at
+    its weight (within 25 %), and the earlier weight 0.1 pulled more than twice as hard."""
+    from nnunetv2_mtg.forms import INVARIANT_LAMBDA, MixtureStemForm, MixtureStemRawLossForm
+
+    assert MixtureStemRawLossForm.lambda_align == 0.1 and MixtureStemForm.lambda_align == INVARIANT_LAMBDA
+    ratios = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        stem = _stem("mixture", channels=4, m=4).train()
+        x = torch.randn(2, 4, 24, 24, 24)
+        x[1, 2] = 0
+        stem(x)
+        invariant = stem.alignment_loss().item()
+        stem.anchor.loss_kind = "raw"
+        ratios.append(INVARIANT_LAMBDA * invariant / (MixtureStemRawLossForm.lambda_align * stem.alignment_loss().item()))
+    assert all(0.75 < r < 1.25 for r in ratios), ratios
+    assert all(0.1 / INVARIANT_LAMBDA * r > 2 for r in ratios)
+
+
 @pytest.mark.parametrize("placement", ["front", "first_block"])
 def test_stem_network_under_torch_compile(placement):
     """nnU-Net compiles the network on CUDA by default; the stem's substitution and the values it keeps for the

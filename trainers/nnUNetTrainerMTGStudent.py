@@ -5,7 +5,7 @@ loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
        + lambda_lat * (KL(teacher latent || student latent) and/or the stem features' distance to the teacher's)
        + lambda_align * (the student's own alignment terms)
 """
-from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, FirstBlockForm, GaussianStemForm, MixtureStemForm, \
+from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, FirstBlockForm, GaussianStemForm, \
     StandinStemForm
 from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
@@ -17,8 +17,7 @@ class nnUNetTrainerMTGStudent(DistillationMixin, nnUNetTrainerMTGTeacher):
     p_full = None  # uniform over all 15 subsets, the full input being one of them
     lambda_kd = 1.0
     kd_temperature = 2.0
-    lambda_lat = 0.1
-    lambda_align = 0.1
+    lambda_lat = 0.1  # lambda_align: the form's (forms.py), as the teacher's
 
 
 class nnUNetTrainerMTGStudentBottleneck(BottleneckForm, nnUNetTrainerMTGStudent):
@@ -29,7 +28,7 @@ class nnUNetTrainerMTGStudentAllStages(AllStagesForm, nnUNetTrainerMTGStudent):
     teacher_trainer = "nnUNetTrainerMTGTeacherAllStages"
 
 
-class nnUNetTrainerMTGStudentMixture(MixtureStemForm, nnUNetTrainerMTGStudent):
+class nnUNetTrainerMTGStudentMixture(nnUNetTrainerMTGStudent):  # the default's form, MixtureStemForm
     teacher_trainer = "nnUNetTrainerMTGTeacherMixture"
 
 

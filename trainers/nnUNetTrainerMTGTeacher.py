@@ -3,13 +3,13 @@
 loss = nnU-Net's loss + lambda_align * (KL(q(z | x * m) || N(0, I)) at the aligned encoder stages
                                         and/or the stem anchor loss)
 
-`nnUNetTrainerMTGTeacher` has the default form, the mixture stem: no other form with the scale-invariant loss scored
-better over the 15 subsets in the accuracy experiment (docs/RESULTS.md; README says what that run found against the
-raw loss and without alignment). The named forms are `...Bottleneck` (Gaussian head on the bottleneck),
+`nnUNetTrainerMTGTeacher` has the default form, the mixture stem with the scale-invariant loss at the weight of
+forms.INVARIANT_LAMBDA (docs/RESULTS.md and README say what the accuracy experiment found for it, against the raw loss
+and without alignment). The named forms are `...Bottleneck` (Gaussian head on the bottleneck),
 `...AllStages` (on every stage, free bits), `...Mixture`, `...Standin` and `...Gaussian` (modality stem
 with that anchor kind), `...MixtureRawLoss` (the mixture stem with the earlier scale-dependent loss) and
 `...FirstBlock` (nnU-Net's first convolution grouped by modality and aligned); a form mixin listed before the default
-class sets its attributes. `...NoAlign` is the default form with lambda_align = 0: the ablation of the alignment.
+class sets its attributes, its weight included. `...NoAlign` is the default form with lambda_align = 0: the ablation of the alignment.
 """
 import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -22,13 +22,9 @@ from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
 
 
-class nnUNetTrainerMTGTeacher(LossTermsMixin, nnUNetTrainerModalityDropout):
-    # the default form: the mixture stem, as MixtureStemForm (nnunetv2_mtg/forms.py lists the attributes; README
-    # says why this one)
-    aligned_stages = ()
-    free_bits = 0.0
-    stem_anchor = "mixture"
-    lambda_align = 0.1
+class nnUNetTrainerMTGTeacher(MixtureStemForm, LossTermsMixin, nnUNetTrainerModalityDropout):
+    """The default form, the mixture stem, with its weight (nnunetv2_mtg/forms.py lists the attributes; README says
+    why this one); a form mixin listed before this class replaces them."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -65,8 +61,8 @@ class nnUNetTrainerMTGTeacherAllStages(AllStagesForm, nnUNetTrainerMTGTeacher):
     pass
 
 
-class nnUNetTrainerMTGTeacherMixture(MixtureStemForm, nnUNetTrainerMTGTeacher):
-    pass
+class nnUNetTrainerMTGTeacherMixture(nnUNetTrainerMTGTeacher):
+    """The mixture stem by name (the default's form, MixtureStemForm)."""
 
 
 class nnUNetTrainerMTGTeacherGaussian(GaussianStemForm, nnUNetTrainerMTGTeacher):
