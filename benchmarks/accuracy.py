@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -79,17 +78,18 @@ def variant(trainer: str, iterations: int) -> str:
 
 
 def write_variants(folder: str, trainers: list[str], iterations: int) -> None:
-    """The `<trainer>_<N>iters` classes, in a module of the workspace that nnUNet_extTrainer points at."""
+    """The `<trainer>_<N>iters` classes, one module per trainer in the folder nnUNet_extTrainer points at: a later
+    run with other --trainers adds modules and removes none, so a run beside it still finds its classes."""
     os.makedirs(folder, exist_ok=True)
-    lines = ['"""Written by benchmarks/accuracy.py: the same training budget for every trainer."""',
-             "from nnunetv2_mtg.schedules import add_iteration_variants"]
-    lines += [f"from {MODULES[t]} import {t}" for t in trainers]
-    lines.append(f"add_iteration_variants(globals(), {iterations}, {', '.join(trainers)})")
-    path = os.path.join(folder, f"accuracy_{iterations}iters.py")
-    text = "\n".join(lines) + "\n"
-    if not os.path.isfile(path) or open(path).read() != text:
-        with open(path, "w") as f:
-            f.write(text)
+    for t in trainers:
+        text = "\n".join(['"""Written by benchmarks/accuracy.py: the same training budget for every trainer."""',
+                          "from nnunetv2_mtg.schedules import add_iteration_variants", f"from {MODULES[t]} import {t}",
+                          f"add_iteration_variants(globals(), {iterations}, {t})"]) + "\n"
+        path = os.path.join(folder, f"{variant(t, iterations)}.py")
+        if not os.path.isfile(path) or open(path).read() != text:
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.replace(path + ".tmp", path)
 
 
 def reuse_cache(src_out: str, dst_out: str, trainer: str, fold: int) -> None:
@@ -174,24 +174,40 @@ class Experiment:
 
     def run_jobs(self, jobs: list[tuple[str, int]]) -> None:
         """Train `jobs`, --jobs of them at once, fold by fold in the order of --trainers (so the main comparisons can
-        be listed first); a student starts once its teacher of the same fold is trained."""
+        be listed first); a student starts once its teacher of the same fold is trained. A failed training does not
+        stop the others (only its students of that fold are left out); the run ends with the list of failures, and
+        the same command then trains only what is missing."""
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
         pending = sorted(jobs, key=lambda j: j[1])  # stable: within a fold, the order given
-
+        failed: list[tuple[tuple[str, int], str]] = []
         running: dict = {}
         with ThreadPoolExecutor(self.a.jobs) as pool:
             while pending or running:
+                lost = [j for j in pending if (TEACHER_OF.get(j[0]), j[1]) in {f for f, _ in failed}]
+                for job in lost:
+                    pending.remove(job)
+                    failed.append((job, f"its teacher {TEACHER_OF[job[0]]} fold {job[1]} failed"))
                 ready = [j for j in pending if TEACHER_OF.get(j[0]) is None or self.trained(TEACHER_OF[j[0]], j[1])]
                 for job in ready[:self.a.jobs - len(running)]:
                     pending.remove(job)
                     running[pool.submit(self.train, *job)] = job
                 if not running:
-                    raise SystemExit(f"cannot train {pending}: their teachers are not part of this run")
+                    if pending:
+                        raise SystemExit(f"cannot train {pending}: their teachers are not part of this run")
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    running.pop(future)
-                    future.result()
+                    job = running.pop(future)
+                    try:
+                        future.result()
+                    except SystemExit as e:
+                        log(f"    {job[0]} fold {job[1]} failed, the others go on: {e}")
+                        failed.append((job, str(e)))
+        if failed:
+            raise SystemExit("these trainings failed or were left out:\n" + "\n".join(
+                f"  {t} fold {f}: {why}" for (t, f), why in failed) + "\nrun the same command again once the cause "
+                "is fixed: what finished is kept")
 
     # ---- evaluation
     def evaluate(self, trainers: list[str], folds: list[int], out: str, reference: str | None = None,

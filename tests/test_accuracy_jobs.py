@@ -19,6 +19,8 @@ def _experiment(tmp_path, monkeypatch, jobs):
     running = [0]
 
     def train(trainer, fold):
+        if (trainer, fold) in exp.failing:
+            raise SystemExit(f"failed (1): nnUNetv2_train ... {trainer}")
         with lock:
             running[0] += 1
             log.append(("start", trainer, fold, running[0]))
@@ -28,6 +30,7 @@ def _experiment(tmp_path, monkeypatch, jobs):
             done.add((trainer, fold))
             log.append(("end", trainer, fold, running[0]))
 
+    exp.failing = set()
     monkeypatch.setattr(exp, "train", train)
     monkeypatch.setattr(exp, "trained", lambda t, f: (t, f) in done)
     return exp, log, done
@@ -53,6 +56,32 @@ def test_a_student_without_its_teacher_is_refused(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="teachers are not part of this run"):
         exp.run_jobs([("nnUNetTrainerKDStudent", 0), ("nnUNetTrainer", 0)])
     assert done == {("nnUNetTrainer", 0)}
+
+
+def test_a_failed_training_leaves_out_only_its_students(tmp_path, monkeypatch):
+    """A long grid goes on after one failure: everything else trains, the failed teacher's student of that fold is
+    left out, and the run ends by naming both."""
+    exp, _, done = _experiment(tmp_path, monkeypatch, jobs=2)
+    exp.failing = {(accuracy.DROPOUT, 1)}
+    grid = [(t, f) for f in (0, 1) for t in (accuracy.DROPOUT, accuracy.KD, accuracy.NOALIGN)]
+    with pytest.raises(SystemExit) as e:
+        exp.run_jobs(grid)
+    assert done == set(grid) - {(accuracy.DROPOUT, 1), (accuracy.KD, 1)}
+    message = str(e.value)
+    assert f"{accuracy.DROPOUT} fold 1: failed (1)" in message
+    assert f"{accuracy.KD} fold 1: its teacher {accuracy.DROPOUT} fold 1 failed" in message
+    assert "run the same command again" in message
+
+
+def test_variant_modules_of_an_earlier_run_are_kept(tmp_path):
+    """Each trainer's `_<N>iters` class has a module of its own: a run with other trainers removes none."""
+    accuracy.write_variants(str(tmp_path), [accuracy.DROPOUT, accuracy.KD], 10)
+    accuracy.write_variants(str(tmp_path), [accuracy.STOCK], 10)
+    assert sorted(os.listdir(tmp_path)) == sorted(f"{t}_10iters.py" for t in (accuracy.DROPOUT, accuracy.KD,
+                                                                              accuracy.STOCK))
+    namespace = {"__name__": "variants"}
+    exec(open(tmp_path / f"{accuracy.KD}_10iters.py").read(), namespace)
+    assert namespace[f"{accuracy.KD}_10iters"].iterations == 10
 
 
 def test_jobs_run_fold_by_fold_in_the_given_order(tmp_path, monkeypatch):
