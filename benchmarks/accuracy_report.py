@@ -118,6 +118,21 @@ def summary_rows(per_case: str, trainer: str) -> list[dict]:
     return rows
 
 
+def keep_per_case(per_case: str, csv_dir: str, trainer: str) -> None:
+    """A gzipped copy of the model's per-case table beside the report (csv_dir/per_case/<trainer>.csv.gz), so a later
+    run can pair new models with these without the workspace; mtime 0, so an unchanged table is an unchanged file."""
+    import gzip
+    import shutil
+
+    folder = os.path.join(csv_dir, "per_case")
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, f"{trainer}.csv.gz")
+    with open(per_case, "rb") as src, open(target + ".tmp", "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(target + ".tmp", target)
+
+
 def _pct(v: float) -> str:
     return "n/a" if v != v else f"{100 * v:.2f}"
 
@@ -156,6 +171,7 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
             if not os.path.isfile(per_case):
                 continue
             tables[t] = statistics.dice_table(read_csv(per_case))
+            keep_per_case(per_case, csv_dir, t)
             rows = summary_rows(per_case, t)
             summary += rows
             by = {r["region"]: r for r in rows}
@@ -197,8 +213,9 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
         fields = ("trainer", "table", "representation", "aligned", "subset", "nmse", "cka", "changed_fraction",
                   "foreground_voxels", "cases")
         write_csv_atomic(os.path.join(csv_dir, "gap.csv"), fields, gap_rows)
-    lines += ["", f"CSVs: `{os.path.relpath(csv_dir, out_dir)}/` (summary.csv, paired.csv, gap.csv); per-case tables "
-                  f"and heatmaps in the workspace ({os.path.relpath(exp.ws, os.path.dirname(out_dir))})."]
+    lines += ["", f"CSVs: `{os.path.relpath(csv_dir, out_dir)}/` (summary.csv, paired.csv, gap.csv, and every model's "
+                  f"per-case Dice and HD95 over the subsets and folds in per_case/<trainer>.csv.gz); heatmaps in the "
+                  f"workspace ({os.path.relpath(exp.ws, os.path.dirname(out_dir))})."]
     path = os.path.join(out_dir, "RESULTS.md")
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -1,8 +1,8 @@
 """benchmarks/accuracy.py end to end on a tiny budget: files and table structure, and that a second run resumes."""
 import csv
+import gzip
 import os
 import subprocess
-import sys
 
 from conftest import BIN
 
@@ -48,6 +48,12 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     with open(results / "accuracy" / "gap.csv") as f:
         gap = list(csv.DictReader(f))
     assert {r["table"] for r in gap} == {"bypass", "gap"} and {r["representation"] for r in gap} >= {"stage 0"}
+
+    for t in ("nnUNetTrainer", "nnUNetTrainerModalityDropout"):  # the per-case tables travel with the report
+        with gzip.open(results / "accuracy" / "per_case" / f"{t}.csv.gz", "rt") as f:
+            kept = list(csv.DictReader(f))
+        with open(ws / "evaluation" / "teachers" / f"{t}_10iters" / "per_case.csv") as f:
+            assert kept == list(csv.DictReader(f)) and len(kept) == 2 * 15 * 3  # cases x subsets x regions
 
     again = _run(nnunet_env, ws, results)  # everything is there: nothing is trained again
     assert "training" not in again and "results in" in again
