@@ -48,16 +48,17 @@ class FixedIterations:
     """A budget of `iterations` training iterations (the accuracy experiment's `_<N>iters` variants): epochs of
     at most nnU-Net's 250 iterations, 10 validation iterations per epoch (only nnU-Net's pseudo Dice uses them), a
     checkpoint after every epoch so an interrupted run loses at most one, and no final validation of the fold:
-    the experiment evaluates every model itself, on all modality subsets."""
+    the experiment evaluates every model itself, on all modality subsets. `val_iterations` changes the 10."""
 
     iterations: int = 250
+    val_iterations: int = 10
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs = math.ceil(self.iterations / 250)
         self.num_iterations_per_epoch = math.ceil(self.iterations / self.num_epochs)
-        self.num_val_iterations_per_epoch = 10
+        self.num_val_iterations_per_epoch = self.val_iterations
         self.save_every = 1
 
     def perform_actual_validation(self, save_probabilities: bool = False):
@@ -82,8 +83,9 @@ def add_schedule_variants(namespace: dict, *trainers: type) -> None:
             namespace[cls.__name__] = cls
 
 
-def add_iteration_variants(namespace: dict, iterations: int, *trainers: type) -> None:
+def add_iteration_variants(namespace: dict, iterations: int, *trainers: type, val_iterations: int = 10) -> None:
     """Define `<trainer>_<iterations>iters` for each trainer in a module's namespace."""
     for base in trainers:
-        cls = variant(base, f"_{iterations}iters", FixedIterations, {"iterations": iterations}, namespace["__name__"])
+        cls = variant(base, f"_{iterations}iters", FixedIterations,
+                      {"iterations": iterations, "val_iterations": val_iterations}, namespace["__name__"])
         namespace[cls.__name__] = cls

@@ -20,6 +20,7 @@ BIN = os.path.dirname(sys.executable)
 PHANTOM_ID = 950  # region-based, like Dataset137
 LABEL_ID = 951  # same images, label-based (no regions_class_order), like Dataset226
 N_TRAIN, N_TEST = 6, 2
+SPACING = 4  # mm: 39x49x41-voxel brains, two sliding windows of the 48^3 cpu_tiny patch per case (3 mm: eight)
 
 
 def run_cli(args: list[str], env: dict, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -55,9 +56,9 @@ def _preprocess(env: dict, dataset_id: int) -> None:
 
 @pytest.fixture(scope="session")
 def phantom(nnunet_env) -> dict:
-    """Dataset950_BraTSPhantom: generated, verified, planned, preprocessed, cpu_tiny plans applied."""
+    """Dataset950_BraTSPhantom at SPACING: generated, verified, planned, preprocessed, cpu_tiny plans applied."""
     run_cli(["nnUNetv2_mtg_phantom", "-d", str(PHANTOM_ID), "-n", str(N_TRAIN), "--test", str(N_TEST),
-             "--seed", "1"], nnunet_env)
+             "--seed", "1", "--spacing", str(SPACING)], nnunet_env)
     _preprocess(nnunet_env, PHANTOM_ID)
     return {"id": PHANTOM_ID, "name": f"Dataset{PHANTOM_ID}_BraTSPhantom",
             "raw": os.path.join(nnunet_env["nnUNet_raw"], f"Dataset{PHANTOM_ID}_BraTSPhantom")}
@@ -65,19 +66,58 @@ def phantom(nnunet_env) -> dict:
 
 @pytest.fixture(scope="session")
 def label_dataset(nnunet_env, phantom) -> dict:
-    """The phantom's images as a label-based dataset (no regions), like nnU-Net's Dataset226."""
+    """The phantom's images as a label-based dataset (no regions), like nnU-Net's Dataset226. Its preprocessed data
+    are the phantom's (the same images and label maps; only dataset.json and the plans' dataset name differ), so it
+    costs no second preprocessing."""
     name = f"Dataset{LABEL_ID}_BraTSLabels"
     target = os.path.join(nnunet_env["nnUNet_raw"], name)
     shutil.copytree(phantom["raw"], target)
-    with open(os.path.join(target, "dataset.json")) as f:
-        dj = json.load(f)
-    dj["channel_names"] = {"0": "T1", "1": "T1C", "2": "T2W", "3": "T2F"}
-    dj["labels"] = {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}
-    del dj["regions_class_order"]
-    with open(os.path.join(target, "dataset.json"), "w") as f:
-        json.dump(dj, f)
-    _preprocess(nnunet_env, LABEL_ID)
+    pre = os.path.join(nnunet_env["nnUNet_preprocessed"], name)
+    shutil.copytree(os.path.join(nnunet_env["nnUNet_preprocessed"], phantom["name"]), pre)
+    for folder in (target, pre):
+        with open(os.path.join(folder, "dataset.json")) as f:
+            dj = json.load(f)
+        dj["channel_names"] = {"0": "T1", "1": "T1C", "2": "T2W", "3": "T2F"}
+        dj["labels"] = {"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3}
+        del dj["regions_class_order"]
+        with open(os.path.join(folder, "dataset.json"), "w") as f:
+            json.dump(dj, f)
+    for plans_file in ("nnUNetPlans.json", "nnUNetPlans_cpu_tiny.json"):
+        with open(os.path.join(pre, plans_file)) as f:
+            plans = json.load(f)
+        plans["dataset_name"] = name
+        with open(os.path.join(pre, plans_file), "w") as f:
+            json.dump(plans, f)
     return {"id": LABEL_ID, "name": name, "raw": target}
+
+
+@pytest.fixture
+def in_process(nnunet_env, monkeypatch):
+    """The session's nnU-Net environment for code called in this process (nnU-Net and our tools read the folders from
+    the environment when they use them): a refusal is then checked without a process start (~10 s) each."""
+    for k, v in nnunet_env.items():
+        monkeypatch.setenv(k, v)
+    return monkeypatch
+
+
+@pytest.fixture
+def start_trainer(in_process):
+    """What stock nnUNetv2_train does before it trains, in this process: nnU-Net's get_trainer_from_args. A refused
+    start raises the trainer's UserInputError here, before nnU-Net creates any folder; the CLI tests show the same
+    refusal as stock nnUNetv2_train prints it."""
+    import torch
+
+    def start(dataset: dict, trainer: str, fold: int = 0, configuration: str = "3d_fullres",
+              plans: str = "nnUNetPlans_cpu_tiny", **env: str):
+        from nnunetv2.run.run_training import get_trainer_from_args
+
+        with in_process.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            return get_trainer_from_args(str(dataset["id"]), configuration, fold, trainer, plans,
+                                         device=torch.device("cpu"))
+
+    return start
 
 
 def fold_folder(env: dict, dataset: dict, trainer: str, plans: str = "nnUNetPlans_cpu_tiny") -> str:
@@ -113,18 +153,39 @@ def epochs_in_new_logs(fold: str, old_logs: list[str]) -> list[int]:
     return [int(e) for f in new for e in re.findall(r": Epoch (\d+) ", open(os.path.join(fold, f)).read())]
 
 
+class TrainedModels:
+    """Every model the suite trains, trained once per (trainer, dataset) for the whole session: a test asks for a
+    model by name and gets its fold folder; the first to ask trains it (stock nnUNetv2_train, fold 0, cpu_tiny). A
+    test that resumes a model (--c) leaves it trained to the same epoch, so later tests may share it."""
+
+    def __init__(self, env: dict):
+        self.env = env
+        self.folders: dict[tuple[str, int], str] = {}
+
+    def fold(self, dataset: dict, trainer: str, **env_overrides: str) -> str:
+        key = (trainer, dataset["id"])
+        if key not in self.folders:
+            train(dict(self.env, **env_overrides), dataset, trainer)
+            self.folders[key] = fold_folder(self.env, dataset, trainer)
+        return self.folders[key]
+
+
 @pytest.fixture(scope="session")
-def mtg_teacher(nnunet_env, phantom) -> str:
+def models(nnunet_env) -> TrainedModels:
+    return TrainedModels(nnunet_env)
+
+
+@pytest.fixture(scope="session")
+def mtg_teacher(models, phantom) -> str:
     """nnUNetTrainerMTGTeacherBottleneck_smoke trained on the phantom; returns its fold folder."""
-    train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherBottleneck_smoke")
-    return fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherBottleneck_smoke")
+    return models.fold(phantom, "nnUNetTrainerMTGTeacherBottleneck_smoke")
 
 
 @pytest.fixture(scope="session")
-def default_teacher(nnunet_env, phantom) -> str:
-    """nnUNetTrainerMTGTeacher_smoke (the default form, the one users get) trained on the phantom; its name."""
-    train(nnunet_env, phantom, "nnUNetTrainerMTGTeacher_smoke")
-    return "nnUNetTrainerMTGTeacher_smoke"
+def default_teacher(models, phantom) -> str:
+    """nnUNetTrainerMTGTeacher_12iters (the default form, the one users get) trained on the phantom; its name."""
+    models.fold(phantom, "nnUNetTrainerMTGTeacher_12iters")
+    return "nnUNetTrainerMTGTeacher_12iters"
 
 
 @pytest.fixture(scope="session")
@@ -150,17 +211,17 @@ def ignores_flair(nnunet_env, phantom, mtg_teacher) -> str:
 
 
 @pytest.fixture(scope="session")
-def stock_tiny(nnunet_env, phantom) -> str:
+def stock_tiny(models, phantom) -> str:
     """nnUNetTrainerTestTiny (stock nnU-Net network and loss, smoke schedule) trained on the phantom; its name."""
-    train(nnunet_env, phantom, "nnUNetTrainerTestTiny")
+    models.fold(phantom, "nnUNetTrainerTestTiny")
     return "nnUNetTrainerTestTiny"
 
 
 @pytest.fixture(scope="session")
-def dropout_teacher(nnunet_env, phantom) -> str:
-    """nnUNetTrainerModalityDropout_smoke trained on the phantom (the KD and ProtoKD students' teacher)."""
-    train(nnunet_env, phantom, "nnUNetTrainerModalityDropout_smoke")
-    return fold_folder(nnunet_env, phantom, "nnUNetTrainerModalityDropout_smoke")
+def dropout_teacher(models, phantom) -> str:
+    """nnUNetTrainerModalityDropout_12iters trained on the phantom (the teacher of the KD and ProtoKD `_12iters`
+    students, found by the schedule suffix); its fold folder."""
+    return models.fold(phantom, "nnUNetTrainerModalityDropout_12iters")
 
 
 @pytest.fixture(scope="session")

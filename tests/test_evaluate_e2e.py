@@ -37,18 +37,19 @@ def test_cases(phantom, tmp_path_factory):
     return {"images": str(images), "labels": str(labels)}
 
 
-def test_bad_input(nnunet_env, mtg_teacher, tmp_path):
+def test_bad_input(nnunet_env, mtg_teacher, in_process, tmp_path):
+    """The CLI's refusal (first case), and the others called in this process: the same exit, no process start."""
+    from nnunetv2_mtg.evaluate import main
+
     p = run_cli(["nnUNetv2_mtg_evaluate", *MODEL, "-tr", "nnUNetTrainerNeverTrained"], nnunet_env, check=False)
     assert p.returncode != 0 and "nnUNetv2_train Dataset950_BraTSPhantom 3d_fullres 0 -tr nnUNetTrainerNeverTrained" \
         in p.stderr
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    p = run_cli(["nnUNetv2_mtg_evaluate", *MODEL, "-tr", TEACHER, "-o", str(blocker / "out")], nnunet_env,
-                check=False)
-    assert p.returncode != 0 and "is not writable" in p.stderr
-    p = run_cli(["nnUNetv2_mtg_evaluate", *MODEL, "-tr", TEACHER, "-o", str(tmp_path / "o"), "--subsets", "T1+PD"],
-                nnunet_env, check=False)
-    assert p.returncode != 0 and "unknown modality subset 'T1+PD'" in p.stderr and "T1ce+FLAIR" in p.stderr
+    with pytest.raises(SystemExit, match="nnUNetv2_mtg_evaluate: error: .*is not writable"):
+        main([*MODEL, "-tr", TEACHER, "-o", str(blocker / "out")])
+    with pytest.raises(SystemExit, match="unknown modality subset 'T1\\+PD'.*T1ce\\+FLAIR"):
+        main([*MODEL, "-tr", TEACHER, "-o", str(tmp_path / "o"), "--subsets", "T1+PD"])
     assert not os.path.exists(tmp_path / "o" / TEACHER)  # nothing evaluated
 
 

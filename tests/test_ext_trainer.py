@@ -5,7 +5,7 @@ import subprocess
 
 import torch
 
-from conftest import BIN, run_cli
+from conftest import BIN
 from nnunetv2_mtg.paths import trainers_folder
 
 

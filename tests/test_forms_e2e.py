@@ -10,8 +10,10 @@ import torch
 from PIL import Image
 
 from conftest import epochs_in_new_logs, fold_folder, interrupt_after_first_epoch, predict, run_cli, train
+from nnunetv2_mtg.env import UserInputError
 
-FORMS = {"AllStages": ("align.", "kl_align", "kl_latent"), "Mixture": ("stem.", "anchor_align", "stem_latent"),
+# "" is the default form (the mixture stem): its teacher is the suite's default teacher
+FORMS = {"AllStages": ("align.", "kl_align", "kl_latent"), "": ("stem.", "anchor_align", "stem_latent"),
          "Gaussian": ("stem.", "anchor_align", "stem_latent")}
 
 
@@ -27,12 +29,11 @@ def _check_prediction(out, one_case, phantom):
     assert pred.shape == ref.shape and set(np.unique(pred)) <= {0, 1, 2, 3}
 
 
-@pytest.mark.parametrize("form", list(FORMS))
-def test_form_teacher_and_student(nnunet_env, phantom, one_case, form, tmp_path):
+@pytest.mark.parametrize("form", list(FORMS), ids=lambda f: f or "default")
+def test_form_teacher_and_student(nnunet_env, models, phantom, one_case, form, tmp_path):
     prefix, align_term, latent_term = FORMS[form]
     teacher, student = f"nnUNetTrainerMTGTeacher{form}_12iters", f"nnUNetTrainerMTGStudent{form}_12iters"
-    train(nnunet_env, phantom, teacher)
-    t_fold = fold_folder(nnunet_env, phantom, teacher)
+    t_fold = models.fold(phantom, teacher)
     t = _ckpt(t_fold)
     assert any(k.startswith(prefix) for k in t["network_weights"])
     values = t["logging"][f"train_{align_term}"]
@@ -41,8 +42,7 @@ def test_form_teacher_and_student(nnunet_env, phantom, one_case, form, tmp_path)
     log = "".join(open(os.path.join(t_fold, f)).read() for f in os.listdir(t_fold) if f.startswith("training_log"))
     assert f"train_{align_term}" in log and "alignment form: " in log
 
-    train(nnunet_env, phantom, student)
-    s_fold = fold_folder(nnunet_env, phantom, student)
+    s_fold = models.fold(phantom, student)
     s = _ckpt(s_fold)
     assert set(s["network_weights"]) == set(t["network_weights"])  # no teacher weights ride along
     for term in ("kd", latent_term, align_term):
@@ -55,15 +55,12 @@ def test_form_teacher_and_student(nnunet_env, phantom, one_case, form, tmp_path)
     _check_prediction(out, one_case, phantom)
 
 
-def test_stem_student_resumes(nnunet_env, phantom):
+def test_stem_student_resumes(nnunet_env, models, phantom):
     """Two epochs of a stem student; interrupted after the first, --c trains the second only."""
-    teacher = fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherMixture_12iters")
-    if not os.path.isfile(os.path.join(teacher, "checkpoint_final.pth")):
-        train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherMixture_12iters")
+    teacher = models.fold(phantom, "nnUNetTrainerMTGTeacher_12iters")
     env = dict(nnunet_env, nnUNet_MTG_TEACHER=teacher)
     student = "nnUNetTrainerTestStudentTwoEpochs"
-    fold = fold_folder(nnunet_env, phantom, student)
-    train(env, phantom, student)
+    fold = models.fold(phantom, student, nnUNet_MTG_TEACHER=teacher)
     before = _ckpt(fold)["logging"]["train_stem_latent"]
     old_logs = interrupt_after_first_epoch(fold)
     train(env, phantom, student, "--c")
@@ -73,10 +70,9 @@ def test_stem_student_resumes(nnunet_env, phantom):
     assert epochs_in_new_logs(fold, old_logs) == [1]
 
 
-def test_protokd_student(nnunet_env, phantom, dropout_teacher, one_case, tmp_path):
+def test_protokd_student(nnunet_env, models, phantom, dropout_teacher, one_case, tmp_path):
     trainer = "nnUNetTrainerProtoKDStudent_12iters"
-    train(dict(nnunet_env, nnUNet_MTG_TEACHER=dropout_teacher), phantom, trainer)
-    ckpt = _ckpt(fold_folder(nnunet_env, phantom, trainer))
+    ckpt = _ckpt(models.fold(phantom, trainer))  # its paired teacher: the dropout teacher of the same schedule
     assert not any(k.startswith(("align.", "stem.")) for k in ckpt["network_weights"])  # stock network
     assert ckpt["init_args"]["dataset_json"]["labels"]
     for term in ("kd", "proto"):
@@ -87,25 +83,26 @@ def test_protokd_student(nnunet_env, phantom, dropout_teacher, one_case, tmp_pat
     _check_prediction(out, one_case, phantom)
 
 
-def test_form_errors_before_any_output(nnunet_env, phantom):
+def test_form_errors_before_any_output(nnunet_env, models, phantom, start_trainer):
     results = os.path.join(nnunet_env["nnUNet_results"], phantom["name"])
-    for trainer, message in (("nnUNetTrainerTestBadAnchor", "stem_anchor = 'gauss': unknown anchor kind"),
-                             ("nnUNetTrainerTestBadStage", r"stage(s) [9] do not exist")):
-        p = train(nnunet_env, phantom, trainer, check=False)
-        assert p.returncode != 0 and message in p.stderr and trainer in p.stderr
+    # stock nnUNetv2_train names the class and the attribute
+    p = train(nnunet_env, phantom, "nnUNetTrainerTestBadAnchor", check=False)
+    assert p.returncode != 0 and "stem_anchor = 'gauss': unknown anchor kind" in p.stderr
+    assert "nnUNetTrainerTestBadAnchor" in p.stderr
+    bad_stage = r"nnUNetTrainerTestBadStage.aligned_stages: stage\(s\) \[9\] do not exist"
+    with pytest.raises(UserInputError, match=bad_stage):
+        start_trainer(phantom, "nnUNetTrainerTestBadStage")
+    for trainer in ("nnUNetTrainerTestBadAnchor", "nnUNetTrainerTestBadStage"):
         assert not os.path.exists(os.path.join(results, f"{trainer}__nnUNetPlans_cpu_tiny__3d_fullres"))
 
     # a student whose teacher has another form: both forms and the command for the right teacher are named
     student = "nnUNetTrainerMTGStudentGaussian_smoke"
-    teacher = fold_folder(nnunet_env, phantom, "nnUNetTrainerMTGTeacherAllStages_12iters")
-    if not os.path.isfile(os.path.join(teacher, "checkpoint_final.pth")):
-        train(nnunet_env, phantom, "nnUNetTrainerMTGTeacherAllStages_12iters")
+    teacher = models.fold(phantom, "nnUNetTrainerMTGTeacherAllStages_12iters")
     before = sorted(os.listdir(results))
-    p = run_cli(["nnUNetv2_train", str(phantom["id"]), "3d_fullres", "1", "-tr", student, "-p", "nnUNetPlans_cpu_tiny",
-                 "-device", "cpu"], dict(nnunet_env, nnUNet_MTG_TEACHER=teacher), check=False)
-    assert p.returncode != 0
-    assert "has the alignment form 'all-stages', the student 'stem-gaussian'" in p.stderr
-    assert f"nnUNetv2_train {phantom['id']} 3d_fullres 1 -tr nnUNetTrainerMTGTeacherGaussian_smoke" in p.stderr
+    with pytest.raises(UserInputError) as e:
+        start_trainer(phantom, student, fold=1, nnUNet_MTG_TEACHER=teacher)
+    assert "has the alignment form 'all-stages', the student 'stem-gaussian'" in str(e.value)
+    assert f"nnUNetv2_train {phantom['id']} 3d_fullres 1 -tr nnUNetTrainerMTGTeacherGaussian_smoke" in str(e.value)
     assert sorted(os.listdir(results)) == before
     assert not os.path.exists(fold_folder(nnunet_env, phantom, student).replace("fold_0", "fold_1"))
 
@@ -123,9 +120,10 @@ def test_the_default_trainers_have_the_measured_default_form():
     assert expected.name == "stem-mixture" and expected.stem_channels == 4
 
 
-def test_refuses_what_missing_as_zero_cannot_serve(nnunet_env, phantom):
+def test_refuses_what_missing_as_zero_cannot_serve(nnunet_env, phantom, start_trainer):
     """CT normalisation (an all-zero image is not 0 after it) and a cascade stage (its extra input channels are not
-    modalities) are refused by stock nnUNetv2_train before nnU-Net creates any folder."""
+    modalities) are refused before nnU-Net creates any folder: by stock nnUNetv2_train, and for every trainer and
+    configuration by the trainer start nnUNetv2_train makes."""
     import json
 
     pre = os.path.join(nnunet_env["nnUNet_preprocessed"], phantom["name"])
@@ -137,10 +135,14 @@ def test_refuses_what_missing_as_zero_cannot_serve(nnunet_env, phantom):
     with open(os.path.join(pre, "nnUNetPlans_refused.json"), "w") as f:
         json.dump(plans, f)
     results = os.path.join(nnunet_env["nnUNet_results"], phantom["name"])
-    for configuration, messages in (("3d_fullres", ("channel 1 (T1ce) uses CTNormalization", "ZScoreNormalization")),
-                                    ("3d_cascade_fullres", ("cannot train the cascade configuration",))):
+    ct = ("channel 1 (T1ce) uses CTNormalization", "ZScoreNormalization")
+    p = run_cli(["nnUNetv2_train", str(phantom["id"]), "3d_fullres", "0", "-tr", "nnUNetTrainerMTGTeacher_smoke", "-p",
+                 "nnUNetPlans_refused", "-device", "cpu"], nnunet_env, check=False)
+    assert p.returncode != 0 and all(m in p.stderr for m in ct), p.stderr[-2000:]
+    for configuration, messages in (("3d_fullres", ct), ("3d_cascade_fullres", ("cannot train the cascade "
+                                                                                "configuration",))):
         for trainer in ("nnUNetTrainerModalityDropout_smoke", "nnUNetTrainerMTGTeacher_smoke"):
-            p = run_cli(["nnUNetv2_train", str(phantom["id"]), configuration, "0", "-tr", trainer, "-p",
-                         "nnUNetPlans_refused", "-device", "cpu"], nnunet_env, check=False)
-            assert p.returncode != 0 and all(m in p.stderr for m in messages), p.stderr[-2000:]
+            with pytest.raises(UserInputError) as e:
+                start_trainer(phantom, trainer, configuration=configuration, plans="nnUNetPlans_refused")
+            assert all(m in str(e.value) for m in messages), str(e.value)
             assert not os.path.exists(os.path.join(results, f"{trainer}__nnUNetPlans_refused__{configuration}"))

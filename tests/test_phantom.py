@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from conftest import N_TEST, N_TRAIN, run_cli
+from conftest import N_TEST, N_TRAIN, SPACING, run_cli
 from nnunetv2_mtg.phantom import EDEMA, ENHANCING, NECROSIS, make_case
 
 T1, T1CE, T2, FLAIR = range(4)
@@ -86,7 +86,7 @@ def test_dataset_structure_and_labels(phantom):
     seg = _read(os.path.join(raw, "labelsTr", "Phantom_00000.nii.gz"))
     img = sitk.ReadImage(os.path.join(raw, "imagesTr", "Phantom_00000_0001.nii.gz"))
     assert set(np.unique(seg)) <= {0, 1, 2, 3} and (seg > 0).any()
-    assert img.GetSpacing() == (3.0, 3.0, 3.0)
+    assert img.GetSpacing() == (float(SPACING),) * 3
     assert sitk.GetArrayFromImage(img).shape == seg.shape
 
 

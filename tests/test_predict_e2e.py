@@ -136,15 +136,25 @@ def test_brats_names_and_labels(nnunet_env, phantom, mtg_teacher, stock_tiny, ca
     assert "WARNING" in p.stdout
 
 
-def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher, cases, tmp_path):
+def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher, cases, in_process, tmp_path):
+    """Every check runs before the first output; the CLI prints the refusal as one line (shown for the first case),
+    the others are called in this process (nnUNetv2_mtg_predict's own main: the same exit, no process start)."""
+    from nnunetv2_mtg.predict import main
+
     (full, partial), images = cases
     out = tmp_path / "out"
 
-    def refused(folder, message, *extra, trainer=TEACHER, model=None):
-        args = ["nnUNetv2_mtg_predict", "-i", str(folder), "-o", str(out), "-tr", trainer, *(model or MODEL), *extra]
-        p = run_cli(args, nnunet_env, check=False)
-        assert p.returncode != 0 and message in p.stderr, p.stderr[-2000:]
-        assert "Traceback" not in p.stderr and not out.exists()
+    def refused(folder, message, *extra, trainer=TEACHER, model=None, cli=False):
+        args = ["-i", str(folder), "-o", str(out), "-tr", trainer, *(model or MODEL), *extra]
+        if cli:
+            p = run_cli(["nnUNetv2_mtg_predict", *args], nnunet_env, check=False)
+            assert p.returncode != 0 and message in p.stderr, p.stderr[-2000:]
+            assert "Traceback" not in p.stderr
+        else:
+            with pytest.raises(SystemExit) as e:  # not another exception: the refusal is a clear message
+                main(args)
+            assert str(e.value.code).startswith("nnUNetv2_mtg_predict: error: ") and message in str(e.value.code)
+        assert not out.exists()
 
     good = tmp_path / "good"
     good.mkdir()
@@ -156,7 +166,7 @@ def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher
     img = sitk.ReadImage(str(shifted / f"{full}_0002.nii.gz"))
     img.SetOrigin(tuple(o + 3 for o in img.GetOrigin()))
     sitk.WriteImage(img, str(shifted / f"{full}_0002.nii.gz"))
-    refused(shifted, f"differ in origin: {shifted / (full + '_0000.nii.gz')}")
+    refused(shifted, f"differ in origin: {shifted / (full + '_0000.nii.gz')}", cli=True)
     # a BraTS folder with a file it does not know
     brats = tmp_path / "brats"
     brats.mkdir()
@@ -176,9 +186,9 @@ def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher
     refused(odd, "channel 7 does not exist, the dataset has channels 0..3")
     # -o is the input folder, or inside it
     out_inside = good / "pred"
-    p = run_cli(["nnUNetv2_mtg_predict", "-i", str(good), "-o", str(out_inside), "-tr", TEACHER, *MODEL], nnunet_env,
-                check=False)
-    assert p.returncode != 0 and "is the input folder or inside it" in p.stderr and not out_inside.exists()
+    with pytest.raises(SystemExit, match="is the input folder or inside it"):
+        main(["-i", str(good), "-o", str(out_inside), "-tr", TEACHER, *MODEL])
+    assert not out_inside.exists()
     # --brats-labels on a dataset whose labels are not tumour sub-regions
     organs = os.path.join(nnunet_env["nnUNet_results"], "Dataset953_Organs")
     shutil.copytree(os.path.dirname(mtg_teacher), os.path.join(organs, os.path.basename(os.path.dirname(mtg_teacher))))

@@ -3,9 +3,11 @@ import os
 import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import epochs_in_new_logs, fold_folder, interrupt_after_first_epoch, run_cli, train
+from nnunetv2_mtg.env import UserInputError
 
 STUDENT = "nnUNetTrainerMTGStudentBottleneck_smoke"
 
@@ -19,9 +21,10 @@ def _results_snapshot(env):
     return out
 
 
-def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, tmp_path):
+def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, start_trainer, tmp_path):
     before = _results_snapshot(nnunet_env)
-    # the KD student's paired teacher (nnUNetTrainerModalityDropout_5epochs) was never trained
+    # the KD student's paired teacher (nnUNetTrainerModalityDropout_5epochs) was never trained: stock nnUNetv2_train
+    # prints the command that trains it
     p = train(nnunet_env, phantom, "nnUNetTrainerKDStudent_5epochs", check=False)
     assert p.returncode != 0
     assert (f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerModalityDropout_5epochs "
@@ -34,8 +37,8 @@ def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, 
     for value, message in ((str(tmp_path / "nothing"), "does not exist"),
                            (str(garbage), "cannot be read by torch.load"),
                            (str(not_nnunet), "is not an nnU-Net training checkpoint")):
-        p = train(dict(nnunet_env, nnUNet_MTG_TEACHER=value), phantom, STUDENT, check=False)
-        assert p.returncode != 0 and message in p.stderr, p.stderr[-2000:]
+        with pytest.raises(UserInputError, match=message):
+            start_trainer(phantom, STUDENT, nnUNet_MTG_TEACHER=value)
 
     # an incompatible teacher: same images, but label-based (the MTG teacher of Dataset951 would do; a
     # checkpoint whose dataset.json says so is the same to the check)
@@ -43,26 +46,27 @@ def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, 
     ckpt["init_args"]["dataset_json"] = dict(ckpt["init_args"]["dataset_json"], regions_class_order=None,
                                              labels={"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3})
     torch.save(ckpt, tmp_path / "labels.pth")
-    p = train(dict(nnunet_env, nnUNet_MTG_TEACHER=str(tmp_path / "labels.pth")), phantom, STUDENT, check=False)
-    assert p.returncode != 0 and "labels/regions differ" in p.stderr
+    with pytest.raises(UserInputError, match="labels/regions differ"):
+        start_trainer(phantom, STUDENT, nnUNet_MTG_TEACHER=str(tmp_path / "labels.pth"))
 
     # a teacher without aligned latents for the MTG student
     ckpt = torch.load(os.path.join(mtg_teacher, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     ckpt["trainer_name"] = "nnUNetTrainerModalityDropout_smoke"
     ckpt["network_weights"] = {k: v for k, v in ckpt["network_weights"].items() if not k.startswith("align.")}
     torch.save(ckpt, tmp_path / "plain.pth")
-    p = train(dict(nnunet_env, nnUNet_MTG_TEACHER=str(tmp_path / "plain.pth")), phantom, STUDENT, check=False)
-    assert p.returncode != 0 and "has the alignment form 'none', the student 'bottleneck'" in p.stderr
-    assert f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerMTGTeacherBottleneck_smoke -p nnUNetPlans_cpu_tiny" \
-        in p.stderr
+    with pytest.raises(UserInputError) as e:
+        start_trainer(phantom, STUDENT, nnUNet_MTG_TEACHER=str(tmp_path / "plain.pth"))
+    assert "has the alignment form 'none', the student 'bottleneck'" in str(e.value)
+    assert f"nnUNetv2_train {phantom['id']} 3d_fullres 0 -tr nnUNetTrainerMTGTeacherBottleneck_smoke -p " \
+           f"nnUNetPlans_cpu_tiny" in str(e.value)
 
     assert _results_snapshot(nnunet_env) == before  # nothing written, nothing removed
     assert not os.path.exists(fold_folder(nnunet_env, phantom, STUDENT))
 
 
-def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_env, phantom, mtg_teacher, tmp_path):
-    train(nnunet_env, phantom, STUDENT)
-    fold = fold_folder(nnunet_env, phantom, STUDENT)
+def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_env, models, phantom, mtg_teacher,
+                                                                      tmp_path):
+    fold = models.fold(phantom, STUDENT)
     student = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     teacher = torch.load(os.path.join(mtg_teacher, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     # the same network as the teacher's and nothing else: no teacher weights ride along
@@ -98,25 +102,22 @@ def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_en
         shutil.move(tmp_path / "teacher_away", teacher_dir)
 
 
-def test_kd_student_with_dropout_teacher(nnunet_env, phantom, dropout_teacher):
-    train(nnunet_env, phantom, "nnUNetTrainerKDStudent_smoke")
-    ckpt = torch.load(os.path.join(fold_folder(nnunet_env, phantom, "nnUNetTrainerKDStudent_smoke"),
-                                   "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+def test_kd_student_with_dropout_teacher(models, phantom, dropout_teacher):
+    fold = models.fold(phantom, "nnUNetTrainerKDStudent_12iters")
+    ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     assert not any(k.startswith(("align.", "stem.")) for k in ckpt["network_weights"])  # stock network
-    assert len(ckpt["logging"]["train_kd"]) == 2 and ckpt["logging"]["train_kd"][0] > 0
+    assert len(ckpt["logging"]["train_kd"]) == 1 and ckpt["logging"]["train_kd"][0] > 0
+    log = "".join(open(os.path.join(fold, f)).read() for f in os.listdir(fold) if f.startswith("training_log"))
+    assert "teacher: " + os.path.join(dropout_teacher, "checkpoint_final.pth") in log  # found by its schedule
     assert "train_kl_align" not in ckpt["logging"]
 
 
 def test_student_masks_each_sample_while_its_teacher_sees_the_patch_unmasked(nnunet_env, phantom, default_teacher,
-                                                                             monkeypatch, tmp_path):
+                                                                             start_trainer, tmp_path):
     """Spies on what the default MTG student's network and its frozen teacher receive in real train steps."""
-    from nnunetv2.run.run_training import get_trainer_from_args
-
     teacher = fold_folder(nnunet_env, phantom, default_teacher)
-    for k, v in dict(nnunet_env, nnUNet_results=str(tmp_path), nnUNet_MTG_TEACHER=teacher).items():
-        monkeypatch.setenv(k, v)
-    trainer = get_trainer_from_args(str(phantom["id"]), "3d_fullres", 0, "nnUNetTrainerMTGStudent_smoke",
-                                    "nnUNetPlans_cpu_tiny", device=torch.device("cpu"))
+    trainer = start_trainer(phantom, "nnUNetTrainerMTGStudent_smoke", nnUNet_results=str(tmp_path),
+                            nnUNet_MTG_TEACHER=teacher)
     trainer.initialize()
     seen = {}
     trainer.teacher_network.register_forward_pre_hook(lambda m, args: seen.__setitem__("teacher", args[0].clone()))

@@ -8,7 +8,6 @@ import SimpleITK as sitk
 import torch
 from PIL import Image
 
-from conftest import fold_folder as _fold
 from conftest import epochs_in_new_logs, interrupt_after_first_epoch, run_cli
 from conftest import train as _train
 
@@ -54,10 +53,9 @@ def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, t
     assert pred.shape == ref.shape and set(np.unique(pred)) <= {0, 1, 2, 3}
 
 
-def test_label_based_dataset_trains_and_is_scored_on_brats_regions(nnunet_env, label_dataset, tmp_path):
+def test_label_based_dataset_trains_and_is_scored_on_brats_regions(nnunet_env, models, label_dataset, tmp_path):
     for trainer in ("nnUNetTrainerModalityDropout_12iters", "nnUNetTrainerMTGTeacherBottleneck_12iters"):
-        _train(nnunet_env, label_dataset, trainer)
-        fold = _fold(nnunet_env, label_dataset, trainer)
+        fold = models.fold(label_dataset, trainer)
         ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
         # label training: background + 3 labels as softmax outputs
         head = [v for k, v in ckpt["network_weights"].items() if k.startswith("decoder.seg_layers.2.weight")][0]

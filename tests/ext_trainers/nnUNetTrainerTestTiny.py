@@ -5,14 +5,13 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_mtg.schedules import FixedIterations, SmokeSchedule, add_iteration_variants
+from nnunetv2_mtg.trainers.nnUNetTrainerKDStudent import nnUNetTrainerKDStudent
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
-from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import (nnUNetTrainerMTGStudentAllStages,
-                                                            nnUNetTrainerMTGStudentGaussian,
-                                                            nnUNetTrainerMTGStudentMixture)
+from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import (nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentAllStages,
+                                                            nnUNetTrainerMTGStudentGaussian)
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherAllStages,
                                                             nnUNetTrainerMTGTeacherBottleneck,
-                                                            nnUNetTrainerMTGTeacherGaussian,
-                                                            nnUNetTrainerMTGTeacherMixture)
+                                                            nnUNetTrainerMTGTeacherGaussian)
 from nnunetv2_mtg.trainers.nnUNetTrainerProtoKDStudent import nnUNetTrainerProtoKDStudent
 
 
@@ -20,15 +19,19 @@ class nnUNetTrainerTestTiny(SmokeSchedule, nnUNetTrainer):
     pass
 
 
-# <trainer>_12iters: one epoch of 12 iterations, no final validation (the schedule of the accuracy experiment)
-add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTrainerMTGTeacherBottleneck,
-                       nnUNetTrainerMTGTeacherAllStages, nnUNetTrainerMTGTeacherMixture, nnUNetTrainerMTGTeacherGaussian,
-                       nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture, nnUNetTrainerMTGStudentGaussian,
-                       nnUNetTrainerProtoKDStudent)
+# <trainer>_12iters: one epoch of 12 iterations and 2 validation iterations, no final validation (the schedule of the
+# accuracy experiment, shorter); the default MTG trainers stand for the mixture-stem form
+add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTrainerMTGTeacher,
+                       nnUNetTrainerMTGTeacherBottleneck, nnUNetTrainerMTGTeacherAllStages,
+                       nnUNetTrainerMTGTeacherGaussian, nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentAllStages,
+                       nnUNetTrainerMTGStudentGaussian, nnUNetTrainerKDStudent, nnUNetTrainerProtoKDStudent,
+                       val_iterations=2)
 
 
-class nnUNetTrainerTestStudentTwoEpochs(FixedIterations, nnUNetTrainerMTGStudentMixture):
-    """Two epochs of 5 iterations: enough for a checkpoint to resume from."""
+class nnUNetTrainerTestStudentTwoEpochs(FixedIterations, nnUNetTrainerMTGStudent):
+    """Two epochs of 5 iterations (2 validation iterations): enough for a checkpoint to resume from."""
+
+    val_iterations = 2
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
