@@ -16,7 +16,6 @@ a file with the dataset's own labels.
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import json
 import multiprocessing
