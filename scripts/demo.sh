@@ -14,8 +14,10 @@ mkdir -p "$nnUNet_raw" "$nnUNet_preprocessed" "$nnUNet_results"
 RAW="$nnUNet_raw/Dataset${ID}_BraTSPhantom"
 
 if [ ! -d "$RAW" ]; then
-  # 16 training and 4 test cases keep the demo within 20 minutes on 2 cores (more cases: DEMO_TRAIN_CASES, DEMO_TEST_CASES)
-  nnUNetv2_mtg_phantom -d "$ID" -n "${DEMO_TRAIN_CASES:-16}" --test "${DEMO_TEST_CASES:-4}" --seed 0
+  # 16 training and 4 test cases at 4 mm (two sliding windows per case) keep the demo within 20 minutes on 2 cores
+  # (docs/measurements.md); DEMO_TRAIN_CASES, DEMO_TEST_CASES and DEMO_SPACING (3: the accuracy experiment's) change them
+  nnUNetv2_mtg_phantom -d "$ID" -n "${DEMO_TRAIN_CASES:-16}" --test "${DEMO_TEST_CASES:-4}" --spacing "${DEMO_SPACING:-4}" \
+    --seed 0
 fi
 if [ ! -f "$nnUNet_preprocessed/Dataset${ID}_BraTSPhantom/nnUNetPlans.json" ]; then
   nnUNetv2_plan_and_preprocess -d "$ID" -c 3d_fullres --verify_dataset_integrity
@@ -24,7 +26,7 @@ nnUNetv2_mtg_plans -d "$ID" --preset cpu_tiny
 
 PLANS=nnUNetPlans_cpu_tiny
 DEVICE="${DEMO_DEVICE:-cpu}"
-# 250 iterations each (2 epochs took 23 min end to end on 2 cores: docs/measurements.md); DEMO_SCHEDULE=_5epochs trains longer
+# 250 iterations each (docs/measurements.md has the measured time); DEMO_SCHEDULE=_5epochs trains longer
 SCHEDULE="${DEMO_SCHEDULE:-_1epoch}"
 TEACHER="nnUNetTrainerMTGTeacher$SCHEDULE"
 STUDENT="nnUNetTrainerMTGStudent$SCHEDULE"
