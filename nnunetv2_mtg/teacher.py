@@ -16,7 +16,7 @@ from torch import nn
 from nnunetv2_mtg.env import UserInputError
 
 TEACHER_ENV = "nnUNet_MTG_TEACHER"
-_SCHEDULE = re.compile(r"(_smoke|_\d+epochs?|_\d+iters)$")
+_SCHEDULE = re.compile(r"(_smoke|_demo|_\d+epochs?|_\d+iters)$")
 
 
 def paired_teacher_name(student_class_name: str, teacher_trainer: str) -> str:

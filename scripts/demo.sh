@@ -26,8 +26,9 @@ nnUNetv2_mtg_plans -d "$ID" --preset cpu_tiny
 
 PLANS=nnUNetPlans_cpu_tiny
 DEVICE="${DEMO_DEVICE:-cpu}"
-# 250 iterations each (docs/measurements.md has the measured time); DEMO_SCHEDULE=_5epochs trains longer
-SCHEDULE="${DEMO_SCHEDULE:-_1epoch}"
+# one epoch of 250 iterations each, final validation without test-time mirroring (docs/measurements.md has the
+# measured time); DEMO_SCHEDULE=_5epochs trains longer
+SCHEDULE="${DEMO_SCHEDULE:-_demo}"
 TEACHER="nnUNetTrainerMTGTeacher$SCHEDULE"
 STUDENT="nnUNetTrainerMTGStudent$SCHEDULE"
 RESULTS="$nnUNet_results/Dataset${ID}_BraTSPhantom"

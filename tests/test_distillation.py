@@ -94,7 +94,7 @@ def test_paired_teacher_names():
 
 
 def test_every_schedule_variant_finds_its_paired_teacher():
-    """A student of any schedule of SCHEDULES (the demo trains `_1epoch`) finds the teacher of the same schedule."""
+    """A student of any schedule of SCHEDULES (the demo trains `_demo`) finds the teacher of the same schedule."""
     from nnunetv2_mtg.schedules import SCHEDULES
 
     for suffix in SCHEDULES:

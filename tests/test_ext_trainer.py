@@ -31,3 +31,14 @@ def test_stock_training_on_cpu_tiny(nnunet_env, phantom, stock_tiny):
     losses = [float(x) for x in re.findall(r"train_loss (-?[\d.]+)", log)]
     assert len(losses) == 2 and losses[1] < losses[0]  # it trained: the loss fell over its 20 iterations
     assert os.path.isfile(os.path.join(fold, "validation", "summary.json"))
+
+
+def test_demo_schedule_trains_one_epoch_and_validates_without_mirroring(phantom, start_trainer):
+    """`make demo`'s `_demo` variants: one epoch, mirroring kept as augmentation, none in the final validation."""
+    stock = start_trainer(phantom, "nnUNetTrainerMTGTeacher_1epoch")
+    demo = start_trainer(phantom, "nnUNetTrainerMTGTeacher_demo")
+    assert demo.num_epochs == stock.num_epochs == 1
+    mirror_axes = stock.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[-1]
+    assert tuple(stock.inference_allowed_mirroring_axes) == tuple(mirror_axes) == (0, 1, 2)
+    assert tuple(demo.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[-1]) == (0, 1, 2)
+    assert demo.inference_allowed_mirroring_axes is None

@@ -32,5 +32,5 @@ class nnUNetTrainerKDStudent_FLAIR(nnUNetTrainerKDStudent):
     fixed_subset = "FLAIR"
 
 
-# nnUNetTrainerKDStudent_smoke, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs
+# nnUNetTrainerKDStudent_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs
 add_schedule_variants(globals(), nnUNetTrainerKDStudent)

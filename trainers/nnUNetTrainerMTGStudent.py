@@ -61,7 +61,7 @@ class nnUNetTrainerMTGStudent_FLAIR(nnUNetTrainerMTGStudent):
     fixed_subset = "FLAIR"
 
 
-# <trainer>_smoke, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of each form
+# <trainer>_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of each form
 add_schedule_variants(globals(), nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentBottleneck,
                       nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture, nnUNetTrainerMTGStudentGaussian,
                       nnUNetTrainerMTGStudentStandin, nnUNetTrainerMTGStudentFirstBlock)

@@ -88,7 +88,7 @@ class nnUNetTrainerMTGTeacherNoAlign(nnUNetTrainerMTGTeacher):
     lambda_align = 0.0
 
 
-# <trainer>_smoke, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of each
+# <trainer>_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of each
 add_schedule_variants(globals(), nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherBottleneck,
                       nnUNetTrainerMTGTeacherAllStages, nnUNetTrainerMTGTeacherMixture, nnUNetTrainerMTGTeacherGaussian,
                       nnUNetTrainerMTGTeacherMixtureRawLoss, nnUNetTrainerMTGTeacherStandin,

@@ -29,5 +29,5 @@ class nnUNetTrainerModalityDropout(nnUNetTrainer):
         return insert_masking(pipeline, ModalityMaskingTransform(self.subset_sampler))
 
 
-# nnUNetTrainerModalityDropout_smoke, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs
+# nnUNetTrainerModalityDropout_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs
 add_schedule_variants(globals(), nnUNetTrainerModalityDropout)

@@ -49,5 +49,5 @@ class nnUNetTrainerProtoKDStudent(nnUNetTrainerKDStudent):
         return terms
 
 
-# nnUNetTrainerProtoKDStudent_smoke, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs
+# nnUNetTrainerProtoKDStudent_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs
 add_schedule_variants(globals(), nnUNetTrainerProtoKDStudent)
