@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD/demo_data"
 export nnUNet_raw="$ROOT/nnUNet_raw" nnUNet_preprocessed="$ROOT/nnUNet_preprocessed" nnUNet_results="$ROOT/nnUNet_results"
 export nnUNet_compile="${nnUNet_compile:-f}"
+# nnU-Net's final validation starts nnUNet_def_n_proc (default 8) spawned worker processes twice per model, each
+# importing torch: on 2 cores that took about a minute per model. No more workers than cores (at most nnU-Net's 8).
+CORES=$(nproc)
+export nnUNet_def_n_proc="${nnUNet_def_n_proc:-$(( CORES < 8 ? CORES : 8 ))}"
 eval "$(nnUNetv2_mtg_paths --export)"
 ID="${DEMO_DATASET_ID:-900}"
 mkdir -p "$nnUNet_raw" "$nnUNet_preprocessed" "$nnUNet_results"

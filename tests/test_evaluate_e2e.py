@@ -75,7 +75,7 @@ def test_fifteen_subsets_match_nnunet_and_cache(nnunet_env, phantom, mtg_teacher
     stock = tmp_path / "stock"
     run_cli(["nnUNetv2_predict", "-i", os.path.join(phantom["raw"], "imagesTs"), "-o", str(stock), "-d", "950",
              "-c", "3d_fullres", "-tr", TEACHER, "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu",
-             "--disable_tta", "-npp", "1", "-nps", "1"], nnunet_env)
+             "--disable_tta", "-npp", "0", "-nps", "0"], nnunet_env)
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 

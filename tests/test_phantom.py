@@ -9,7 +9,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from conftest import N_TEST, N_TRAIN, SPACING, run_cli
-from nnunetv2_mtg.phantom import EDEMA, ENHANCING, NECROSIS, make_case
+from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.phantom import EDEMA, ENHANCING, NECROSIS, generate, make_case
 
 T1, T1CE, T2, FLAIR = range(4)
 
@@ -99,32 +100,32 @@ def _digest(folder):
     return h.hexdigest()
 
 
-def test_deterministic_per_seed(nnunet_env, tmp_path):
+def test_deterministic_per_seed(tmp_path, monkeypatch):
     digests = []
     for run, seed in (("a", 5), ("b", 5), ("c", 6)):
-        env = dict(nnunet_env, nnUNet_raw=str(tmp_path / run))
-        run_cli(["nnUNetv2_mtg_phantom", "-d", "7", "-n", "2", "--seed", str(seed), "--spacing", "4"], env)
-        digests.append(_digest(str(tmp_path / run / "Dataset007_BraTSPhantom")))
+        monkeypatch.setenv("nnUNet_raw", str(tmp_path / run))
+        digests.append(_digest(generate(7, 2, seed=seed, spacing=4)))
     assert digests[0] == digests[1]
     assert digests[0] != digests[2]
 
 
-def test_bad_input(nnunet_env, tmp_path):
+def test_bad_input(nnunet_env, tmp_path, monkeypatch):
+    """The printed form once through the CLI; the rest in-process (a process start costs ~10 s)."""
     env = {k: v for k, v in nnunet_env.items() if k != "nnUNet_raw"}
     p = run_cli(["nnUNetv2_mtg_phantom", "-d", "8", "-n", "1"], env, check=False)
     assert p.returncode != 0 and "nnUNet_raw is not set" in p.stderr and "export nnUNet_raw=" in p.stderr
     assert "Traceback" not in p.stderr
 
     raw = tmp_path / "raw"
-    env = dict(nnunet_env, nnUNet_raw=str(raw))
-    args = ["nnUNetv2_mtg_phantom", "-d", "8", "-n", "1", "--spacing", "4"]
-    run_cli(args, env)
+    monkeypatch.setenv("nnUNet_raw", str(raw))
+    generate(8, 1, spacing=4)
     target = raw / "Dataset008_BraTSPhantom"
     marker = target / "user_note.txt"
     marker.write_text("keep unless --overwrite")
-    p = run_cli(args, env, check=False)
-    assert p.returncode != 0 and "--overwrite" in p.stderr and marker.exists()
-    run_cli(args + ["--overwrite"], env)
+    with pytest.raises(UserInputError, match="--overwrite"):
+        generate(8, 1, spacing=4)
+    assert marker.exists()
+    generate(8, 1, spacing=4, overwrite=True)
     assert not marker.exists() and (target / "dataset.json").exists()
     assert sorted(os.listdir(raw)) == ["Dataset008_BraTSPhantom"]  # no temp folders left behind
 
@@ -132,7 +133,7 @@ def test_bad_input(nnunet_env, tmp_path):
     other = raw / "Dataset009_BraTS2021"
     other.mkdir()
     (other / "dataset.json").write_text("{}")
-    p = run_cli(["nnUNetv2_mtg_phantom", "-d", "9", "-n", "1", "--overwrite"], env, check=False)
-    assert p.returncode != 0 and "Dataset009_BraTS2021" in p.stderr
+    with pytest.raises(UserInputError, match="Dataset009_BraTS2021"):
+        generate(9, 1, overwrite=True)
     assert (other / "dataset.json").read_text() == "{}"
     assert not (raw / "Dataset009_BraTSPhantom").exists()

@@ -12,8 +12,10 @@ import SimpleITK as sitk
 from conftest import predict, run_cli
 
 TEACHER = "nnUNetTrainerMTGTeacherBottleneck_smoke"
+# nnU-Net's sequential path (-npp 0 -nps 0) unless a test needs its worker processes, which take longer to start
+# than these two-case predictions take
 MODEL = ["-d", "950", "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu", "--disable_tta",
-         "-npp", "1", "-nps", "1"]
+         "-npp", "0", "-nps", "0"]
 BRATS_2023 = {0: "t1n", 1: "t1c", 2: "t2w", 3: "t2f"}
 BRATS_2021 = {0: "t1", 1: "t1ce", 2: "t2", 3: "flair"}
 
@@ -109,7 +111,9 @@ def test_brats_names_and_labels(nnunet_env, phantom, mtg_teacher, stock_tiny, ca
         for c, suffix in BRATS_2023.items():
             if not (case == partial and c == 1):
                 shutil.copy(os.path.join(images, f"{case}_{c:04d}.nii.gz"), per_case / ident / f"{ident}-{suffix}.nii.gz")
-    _mtg_predict(nnunet_env, per_case, tmp_path / "out2023", "--brats-names", "--brats-labels", "2023")
+    # on nnU-Net's path with worker processes, the default of nnUNetv2_mtg_predict
+    _mtg_predict(nnunet_env, per_case, tmp_path / "out2023", "--brats-names", "--brats-labels", "2023", "-npp", "1",
+                 "-nps", "1")
     out = tmp_path / "out2023"
     assert sorted(f for f in os.listdir(out) if f.endswith(".nii.gz")) == ["BraTS-GLI-00001-000.nii.gz",
                                                                          "BraTS-GLI-00002-000.nii.gz"]
@@ -210,9 +214,9 @@ def test_bad_input_is_refused_before_any_output(nnunet_env, phantom, mtg_teacher
     p = _mtg_predict(nnunet_env, zeros, out, check=False)
     assert p.returncode != 0 and "every channel of this case is zero everywhere" in p.stderr
     assert not (out / f"{full}.nii.gz").exists()
-    # ... also on nnU-Net's sequential path (-npp 0 -nps 0)
-    p = run_cli(["nnUNetv2_mtg_predict", "-i", str(zeros), "-o", str(out), "-tr", TEACHER, *MODEL[:-4], "-npp", "0",
-                 "-nps", "0"], nnunet_env, check=False)
+    # ... also on nnU-Net's path with worker processes (-npp 1 -nps 1)
+    p = run_cli(["nnUNetv2_mtg_predict", "-i", str(zeros), "-o", str(out), "-tr", TEACHER, *MODEL[:-4], "-npp", "1",
+                 "-nps", "1"], nnunet_env, check=False)
     assert p.returncode != 0 and "every channel of this case is zero everywhere" in p.stderr
     assert not (out / f"{full}.nii.gz").exists()
     shutil.rmtree(out, ignore_errors=True)

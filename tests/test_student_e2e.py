@@ -96,7 +96,7 @@ def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_en
         out = tmp_path / "pred"
         run_cli(["nnUNetv2_predict", "-i", os.path.join(phantom["raw"], "imagesTs"), "-o", str(out),
                  "-d", str(phantom["id"]), "-c", "3d_fullres", "-tr", STUDENT, "-p", "nnUNetPlans_cpu_tiny",
-                 "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"], nnunet_env)
+                 "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "0"], nnunet_env)
         assert len([f for f in os.listdir(out) if f.endswith(".nii.gz")]) == 2
     finally:
         shutil.move(tmp_path / "teacher_away", teacher_dir)

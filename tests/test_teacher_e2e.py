@@ -44,7 +44,7 @@ def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, t
     out = tmp_path / "pred"
     run_cli(["nnUNetv2_predict", "-i", os.path.join(phantom["raw"], "imagesTs"), "-o", str(out),
              "-d", str(phantom["id"]), "-c", "3d_fullres", "-tr", trainer, "-p", "nnUNetPlans_cpu_tiny",
-             "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"], nnunet_env)
+             "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "0"], nnunet_env)
     preds = sorted(os.listdir(out))
     cases = sorted(f for f in os.listdir(os.path.join(phantom["raw"], "labelsTs")))
     assert [p for p in preds if p.endswith(".nii.gz")] == cases
