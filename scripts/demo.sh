@@ -61,4 +61,8 @@ echo
 cat "$ROOT/evaluation/comparison.md"
 echo "demo done: tables and heatmaps in $ROOT/evaluation and $ROOT/gap, the submission-style predictions and their"
 echo "record in $ROOT/predictions/$STUDENT, training curves in $RESULTS/*/fold_0/progress.png."
+if [ "$SCHEDULE" = "_demo" ]; then
+  echo "These models trained one epoch of 250 iterations: their Dice is noise (mean validation Dice from 0 to 55 in"
+  echo "repeated runs on 2 cores; nnU-Net does not fix the seed). DEMO_SCHEDULE=_5epochs trains five times as long."
+fi
 echo "Whether alignment helps, with the spread over repeats: docs/RESULTS.md (python benchmarks/accuracy.py)."
