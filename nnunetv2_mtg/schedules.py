@@ -45,8 +45,8 @@ class SmokeSchedule(NoTestTimeMirroring):
 
 
 class DemoSchedule(NoTestTimeMirroring, FixedEpochs):
-    """`make demo`'s schedule: one epoch of 250 iterations and a final validation without test-time mirroring,
-    which on 2 CPU cores took about 100 s of each model's 20-minute budget with mirroring."""
+    """`make demo`'s schedule: one epoch of 250 iterations and a final validation without test-time mirroring
+    (13-25 s less per model on 2 CPU cores, docs/measurements.md)."""
 
     epochs = 1
 
