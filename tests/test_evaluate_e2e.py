@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from conftest import run_cli
+from conftest import predict, run_cli
 from nnunetv2_mtg.alignment import AlignedUNet
 from nnunetv2_mtg.gap import Probe, bypass, modality_gap
 from nnunetv2_mtg.modalities import enumerate_subsets
@@ -73,9 +73,7 @@ def test_fifteen_subsets_match_nnunet_and_cache(nnunet_env, phantom, mtg_teacher
 
     # the full-input row: the same segmentations as stock nnUNetv2_predict, and nnU-Net's own Dice on them
     stock = tmp_path / "stock"
-    run_cli(["nnUNetv2_predict", "-i", os.path.join(phantom["raw"], "imagesTs"), "-o", str(stock), "-d", "950",
-             "-c", "3d_fullres", "-tr", TEACHER, "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu",
-             "--disable_tta", "-npp", "0", "-nps", "0"], nnunet_env)
+    predict(nnunet_env, phantom, TEACHER, os.path.join(phantom["raw"], "imagesTs"), str(stock))
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics
     from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import epochs_in_new_logs, fold_folder, interrupt_after_first_epoch, run_cli, train
+from conftest import epochs_in_new_logs, fold_folder, interrupt_after_first_epoch, predict, train
 from nnunetv2_mtg.env import UserInputError
 
 STUDENT = "nnUNetTrainerMTGStudentBottleneck_smoke"
@@ -94,9 +94,7 @@ def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_en
     shutil.move(teacher_dir, tmp_path / "teacher_away")
     try:
         out = tmp_path / "pred"
-        run_cli(["nnUNetv2_predict", "-i", os.path.join(phantom["raw"], "imagesTs"), "-o", str(out),
-                 "-d", str(phantom["id"]), "-c", "3d_fullres", "-tr", STUDENT, "-p", "nnUNetPlans_cpu_tiny",
-                 "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "0"], nnunet_env)
+        predict(nnunet_env, phantom, STUDENT, os.path.join(phantom["raw"], "imagesTs"), str(out))
         assert len([f for f in os.listdir(out) if f.endswith(".nii.gz")]) == 2
     finally:
         shutil.move(tmp_path / "teacher_away", teacher_dir)

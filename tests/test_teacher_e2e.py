@@ -8,7 +8,7 @@ import SimpleITK as sitk
 import torch
 from PIL import Image
 
-from conftest import epochs_in_new_logs, interrupt_after_first_epoch, run_cli
+from conftest import epochs_in_new_logs, interrupt_after_first_epoch, predict, run_cli
 from conftest import train as _train
 
 
@@ -42,9 +42,7 @@ def test_teacher_trains_resumes_and_predicts(nnunet_env, phantom, mtg_teacher, t
 
     # stock nnUNetv2_predict rebuilds the aligned network from the trainer name
     out = tmp_path / "pred"
-    run_cli(["nnUNetv2_predict", "-i", os.path.join(phantom["raw"], "imagesTs"), "-o", str(out),
-             "-d", str(phantom["id"]), "-c", "3d_fullres", "-tr", trainer, "-p", "nnUNetPlans_cpu_tiny",
-             "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "0"], nnunet_env)
+    predict(nnunet_env, phantom, trainer, os.path.join(phantom["raw"], "imagesTs"), str(out))
     preds = sorted(os.listdir(out))
     cases = sorted(f for f in os.listdir(os.path.join(phantom["raw"], "labelsTs")))
     assert [p for p in preds if p.endswith(".nii.gz")] == cases
