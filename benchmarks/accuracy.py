@@ -38,7 +38,7 @@ REPO = os.path.dirname(HERE)
 BIN = os.path.dirname(sys.executable)
 PHANTOM_ID = 960
 FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "MixtureRawLoss", "Standin", "FirstBlock")
-STUDENT_FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "Standin", "FirstBlock")
+STUDENT_FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "MixtureRawLoss", "Standin", "FirstBlock")
 STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerKDStudent",
                                "nnUNetTrainerProtoKDStudent")
 NOALIGN = "nnUNetTrainerMTGTeacherNoAlign"

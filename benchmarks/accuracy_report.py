@@ -61,13 +61,14 @@ def comparisons(trainers: list[str]) -> list[tuple[str, str, list[str]]]:
     mixture stem (a form replaces the default only if it is not worse), every student against the KD student."""
     from accuracy import DROPOUT, KD, NOALIGN, STOCK, STUDENTS, TEACHERS
 
-    default = "nnUNetTrainerMTGTeacherMixture"
+    default = "nnUNetTrainerMTGTeacherMixtureRawLoss"  # nnUNetTrainerMTGTeacher by the name the grid trains
     teachers = [t for t in trainers if t in TEACHERS]
     students = [t for t in trainers if t in STUDENTS]
     mtg = [t for t in teachers if t.startswith("nnUNetTrainerMTGTeacher") and t != NOALIGN]
     blocks = [("Teachers against modality dropout", DROPOUT, [t for t in teachers if t != DROPOUT]),
               ("MTG teachers against the same network without alignment (the ablation)", NOALIGN, mtg),
-              ("MTG teacher forms against the default, the mixture stem", default, [t for t in mtg if t != default]),
+              ("MTG teacher forms against the default, the mixture stem with the raw loss", default,
+               [t for t in mtg if t != default]),
               ("Students against the KD student", KD, [t for t in students if t != KD]),
               ("Full input only, against stock nnU-Net", STOCK, [t for t in trainers if t != STOCK])]
     return [(title, ref, group) for title, ref, group in blocks if ref in trainers and group]

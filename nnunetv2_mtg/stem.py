@@ -21,11 +21,12 @@ Anchor kinds:
 - `gaussian`: a learnable per-channel N(mu_a, sigma_a^2) shared by all modalities; loss = Gaussian negative
   log-likelihood of each present f_m, sigma_a >= floor so it is bounded below.
 
-The loss (`invariant`, the default) is invariant to a common rescaling of the aligned features: the mixture
-distances are divided by the features' own variance, the Gaussian is fitted to the standardised features
-(and a missing modality gets the anchor mean de-standardised). Otherwise a norm with learnable scale in the
-block, followed by the encoder's own norm, lets the loss fall by shrinking the features without aligning
-anything. `raw` is the earlier scale-dependent loss, kept as a named variant for the accuracy experiment.
+The loss `invariant` is invariant to a common rescaling of the aligned features: the mixture distances are
+divided by the features' own variance, the Gaussian is fitted to the standardised features (and a missing
+modality gets the anchor mean de-standardised). `raw` is the scale-dependent loss: a norm with learnable scale
+in the block, followed by the encoder's own norm, lets it fall by shrinking the features without aligning
+anything, so its curve is no evidence of alignment. The default teacher uses `raw` anyway, because it was the
+more accurate of the two over three folds (forms.py, docs/RESULTS.md).
 """
 from __future__ import annotations
 

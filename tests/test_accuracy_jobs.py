@@ -107,16 +107,18 @@ def test_comparisons_pair_each_model_with_its_reference():
     everything at full input against stock; a block whose reference is absent is left out."""
     from accuracy_report import comparisons
 
-    grid = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacherMixture",
-            "nnUNetTrainerMTGTeacherNoAlign", "nnUNetTrainerMTGTeacherFirstBlock", "nnUNetTrainerKDStudent",
-            "nnUNetTrainerMTGStudentMixture"]
+    default = "nnUNetTrainerMTGTeacherMixtureRawLoss"  # nnUNetTrainerMTGTeacher by the grid's name
+    grid = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", default, "nnUNetTrainerMTGTeacherNoAlign",
+            "nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock", "nnUNetTrainerKDStudent",
+            "nnUNetTrainerMTGStudentMixtureRawLoss"]
     blocks = {ref: group for _, ref, group in comparisons(grid)}
-    assert blocks["nnUNetTrainerModalityDropout"] == ["nnUNetTrainer", "nnUNetTrainerMTGTeacherMixture",
-                                                     "nnUNetTrainerMTGTeacherNoAlign", "nnUNetTrainerMTGTeacherFirstBlock"]
-    assert blocks["nnUNetTrainerMTGTeacherNoAlign"] == ["nnUNetTrainerMTGTeacherMixture",
+    assert blocks["nnUNetTrainerModalityDropout"] == ["nnUNetTrainer", default, "nnUNetTrainerMTGTeacherNoAlign",
+                                                     "nnUNetTrainerMTGTeacherMixture",
+                                                     "nnUNetTrainerMTGTeacherFirstBlock"]
+    assert blocks["nnUNetTrainerMTGTeacherNoAlign"] == [default, "nnUNetTrainerMTGTeacherMixture",
                                                        "nnUNetTrainerMTGTeacherFirstBlock"]
-    assert blocks["nnUNetTrainerMTGTeacherMixture"] == ["nnUNetTrainerMTGTeacherFirstBlock"]
-    assert blocks["nnUNetTrainerKDStudent"] == ["nnUNetTrainerMTGStudentMixture"]
+    assert blocks[default] == ["nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock"]
+    assert blocks["nnUNetTrainerKDStudent"] == ["nnUNetTrainerMTGStudentMixtureRawLoss"]
     assert blocks["nnUNetTrainer"] == grid[1:]
-    without = {ref for _, ref, _ in comparisons([t for t in grid if t != "nnUNetTrainerMTGTeacherMixture"])}
-    assert "nnUNetTrainerMTGTeacherMixture" not in without and "nnUNetTrainerMTGTeacherNoAlign" in without
+    without = {ref for _, ref, _ in comparisons([t for t in grid if t != default])}
+    assert default not in without and "nnUNetTrainerMTGTeacherNoAlign" in without

@@ -108,16 +108,25 @@ def test_form_errors_before_any_output(nnunet_env, models, phantom, start_traine
 
 
 def test_the_default_trainers_have_the_measured_default_form():
-    """README and docs/RESULTS.md say which form the plain MTG trainers use; the classes must agree."""
-    from nnunetv2_mtg.forms import INVARIANT_LAMBDA, read_form
-    from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudent_T2
-    from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherMixture
+    """README and docs/RESULTS.md say which form the plain MTG trainers use (the mixture stem, raw loss, weight 0.1,
+    trained by the experiment as `...MixtureRawLoss`); the classes must agree, and the named invariant form and its
+    student must keep the form the experiment measured under their names."""
+    from nnunetv2_mtg.forms import read_form
+    from nnunetv2_mtg.trainers import nnUNetTrainerMTGStudent as students
+    from nnunetv2_mtg.trainers import nnUNetTrainerMTGTeacher as teachers
 
     arch = {"n_stages": 4, "features_per_stage": [8, 16, 32, 64]}
-    expected = read_form(nnUNetTrainerMTGTeacherMixture, arch, 4)
-    for trainer in (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudent_T2):
-        assert read_form(trainer, arch, 4) == expected and trainer.lambda_align == INVARIANT_LAMBDA
-    assert expected.name == "stem-mixture" and expected.stem_channels == 4
+    expected = read_form(teachers.nnUNetTrainerMTGTeacherMixtureRawLoss, arch, 4)
+    for trainer in (teachers.nnUNetTrainerMTGTeacher, teachers.nnUNetTrainerMTGTeacherNoAlign,
+                    students.nnUNetTrainerMTGStudent, students.nnUNetTrainerMTGStudent_T2,
+                    students.nnUNetTrainerMTGStudentMixtureRawLoss):
+        assert read_form(trainer, arch, 4) == expected
+    assert expected.name == "stem-mixture-raw-loss" and expected.stem_channels == 4
+    assert teachers.nnUNetTrainerMTGTeacher.lambda_align == 0.1 and teachers.nnUNetTrainerMTGTeacherNoAlign.lambda_align == 0
+    for trainer in (teachers.nnUNetTrainerMTGTeacherMixture, students.nnUNetTrainerMTGStudentMixture):
+        form = read_form(trainer, arch, 4)
+        assert (form.name, form.loss_kind, trainer.lambda_align) == ("stem-mixture", "invariant", 0.1)
+    assert read_form(teachers.nnUNetTrainerMTGTeacherStandin, arch, 4).loss_kind == "invariant"
 
 
 def test_refuses_what_missing_as_zero_cannot_serve(nnunet_env, phantom, start_trainer):

@@ -278,10 +278,11 @@ def test_first_block_form_on_both_unets(kind):
         read_form(type("nnUNetTrainerFB", (), attrs), arch, 3)
 
 
-@pytest.mark.parametrize("trainer", ["nnUNetTrainerMTGTeacher", "nnUNetTrainerMTGTeacherFirstBlock"])
-def test_default_teachers_alignment_term_survives_shrinking_its_norm(trainer):
-    """Issue 16's check on the default teacher's network: the aligned features' norm scale and shift x 0.05 change
-    the alignment term by less than 2x (it was 400x with the earlier loss), and the prediction not at all."""
+@pytest.mark.parametrize("trainer", ["nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock"])
+def test_invariant_teachers_alignment_term_survives_shrinking_its_norm(trainer):
+    """Issue 16's check on the invariant forms' networks: the aligned features' norm scale and shift x 0.05 change
+    the alignment term by less than 2x (the default's raw loss falls by s^2, see
+    test_invariant_loss_ignores_a_rescaling_raw_does_not), and the prediction not at all."""
     import nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher as module
 
     arch = dict(COMMON, **NETWORKS["PlainConvUNet"][1])
@@ -310,26 +311,6 @@ def test_default_teachers_alignment_term_survives_shrinking_its_norm(trainer):
     assert before / 2 < term < before * 2
     # the encoder's own norm undoes the rescaling (up to its eps): the segmentation is the same
     assert (out.argmax(1) == out_before.argmax(1)).float().mean() > 0.99
-
-
-def test_default_weight_gives_the_raw_losss_starting_pull():
-    """forms.INVARIANT_LAMBDA: on a fresh stem the default's weighted invariant term is what the raw loss's was at
-    its weight (within 25 %), and the earlier weight 0.1 pulled more than twice as hard."""
-    from nnunetv2_mtg.forms import INVARIANT_LAMBDA, MixtureStemForm, MixtureStemRawLossForm
-
-    assert MixtureStemRawLossForm.lambda_align == 0.1 and MixtureStemForm.lambda_align == INVARIANT_LAMBDA
-    ratios = []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        stem = _stem("mixture", channels=4, m=4).train()
-        x = torch.randn(2, 4, 24, 24, 24)
-        x[1, 2] = 0
-        stem(x)
-        invariant = stem.alignment_loss().item()
-        stem.anchor.loss_kind = "raw"
-        ratios.append(INVARIANT_LAMBDA * invariant / (MixtureStemRawLossForm.lambda_align * stem.alignment_loss().item()))
-    assert all(0.75 < r < 1.25 for r in ratios), ratios
-    assert all(0.1 / INVARIANT_LAMBDA * r > 2 for r in ratios)
 
 
 @pytest.mark.parametrize("placement", ["front", "first_block"])

@@ -5,7 +5,7 @@ loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
        + lambda_lat * (KL(teacher latent || student latent) and/or the stem features' distance to the teacher's)
        + lambda_align * (the student's own alignment terms)
 """
-from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, FirstBlockForm, GaussianStemForm, \
+from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, FirstBlockForm, GaussianStemForm, MixtureStemForm, \
     StandinStemForm
 from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
@@ -28,8 +28,12 @@ class nnUNetTrainerMTGStudentAllStages(AllStagesForm, nnUNetTrainerMTGStudent):
     teacher_trainer = "nnUNetTrainerMTGTeacherAllStages"
 
 
-class nnUNetTrainerMTGStudentMixture(nnUNetTrainerMTGStudent):  # the default's form, MixtureStemForm
+class nnUNetTrainerMTGStudentMixture(MixtureStemForm, nnUNetTrainerMTGStudent):  # the scale-invariant loss
     teacher_trainer = "nnUNetTrainerMTGTeacherMixture"
+
+
+class nnUNetTrainerMTGStudentMixtureRawLoss(nnUNetTrainerMTGStudent):  # the default, by the experiment's name
+    teacher_trainer = "nnUNetTrainerMTGTeacherMixtureRawLoss"
 
 
 class nnUNetTrainerMTGStudentGaussian(GaussianStemForm, nnUNetTrainerMTGStudent):
@@ -63,5 +67,6 @@ class nnUNetTrainerMTGStudent_FLAIR(nnUNetTrainerMTGStudent):
 
 # <trainer>_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of each form
 add_schedule_variants(globals(), nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentBottleneck,
-                      nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture, nnUNetTrainerMTGStudentGaussian,
+                      nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture,
+                      nnUNetTrainerMTGStudentMixtureRawLoss, nnUNetTrainerMTGStudentGaussian,
                       nnUNetTrainerMTGStudentStandin, nnUNetTrainerMTGStudentFirstBlock)
