@@ -8,8 +8,8 @@ A form says where the representation is pulled onto an anchor:
   `stem_channels_per_modality` features per modality (default: the first stage's width divided among the
   modalities, at least 4), or `"first_block"` nnU-Net's own first convolution grouped by modality (the first
   stage's width divided among the modalities); `anchor_loss` `"invariant"` (when a form sets none) or `"raw"`
-  (the scale-dependent loss; the default teacher's), `anchor_loss_pool` (average the features over blocks of that size before the loss),
-  `anchor_sigma_floor` for the Gaussian anchor.
+  (the scale-dependent loss; the default teacher's), `anchor_loss_pool` (average the features over blocks of that
+  size before the loss), `anchor_sigma_floor` for the Gaussian anchor.
 The shipped trainers use one of these each; a subclass may combine them. The attributes are checked at
 trainer start, before nnU-Net creates any folder, so a typo in a user's subclass costs nothing.
 

@@ -8,8 +8,9 @@ the most accurate MTG teacher of the three-fold accuracy experiment, 3.9 Dice ab
 (docs/RESULTS.md; README says what that does and does not show). The named forms are `...Bottleneck` (Gaussian head
 on the bottleneck), `...AllStages` (on every stage, free bits), `...Mixture` (the mixture stem with the
 scale-invariant loss), `...Standin` and `...Gaussian` (modality stem with that anchor kind, invariant loss),
-`...MixtureRawLoss` (the default, by the name the experiment trains) and `...FirstBlock` (nnU-Net's first convolution grouped by modality and aligned); a form mixin listed before the default
-class sets its attributes, its weight included. `...NoAlign` is the default form with lambda_align = 0: the ablation of the alignment.
+`...MixtureRawLoss` (the default, by the name the experiment trains) and `...FirstBlock` (nnU-Net's first
+convolution grouped by modality and aligned); a form mixin listed before the default class sets its attributes, its
+weight included. `...NoAlign` is the default form with lambda_align = 0: the ablation of the alignment.
 """
 import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
