@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py [--iterations 2000] [--folds 0 1 2] [--screening] [--device cpu|cuda]
                                   [--trainers T ...] [-d ID] [--jobs N] [--train-only] [--workspace DIR] [--results docs]
+                                  [--tables DIR]
 
 Data: the phantom (made if absent: 40 training and 16 test cases), planned and preprocessed by stock nnU-Net,
 with the `cpu_tiny` preset on the CPU and nnU-Net's own plans on a GPU; or, with -d, any nnU-Net dataset of
@@ -20,7 +21,10 @@ Resuming: trained folds (checkpoint_final.pth), evaluated subsets and the gap re
 (default benchmarks/results/accuracy) and skipped when the command is run again; an interrupted training
 continues from its last epoch (`--c`). A run with `--folds 0` (everything on one fold, evaluated and reported) can
 be extended later by `--folds 0 1 2 --screening` in the same workspace: fold 0 is neither retrained nor
-re-evaluated. --jobs N trains N models at once (a GPU with a small plan has room for many); --train-only stops
+re-evaluated. --tables DIR takes the model-folds found in an earlier run's per-case tables (its results'
+accuracy/per_case/, one <trainer>.csv.gz each, same data and --iterations) instead of training and evaluating them:
+a lost workspace, or one on another machine, costs only what the tables lack (a reused fold is still trained where
+a new student needs its teacher). --jobs N trains N models at once (a GPU with a small plan has room for many); --train-only stops
 after training, so a GPU machine can train the grid and the same command evaluates it elsewhere.
 """
 from __future__ import annotations
@@ -102,6 +106,14 @@ def reuse_cache(src_out: str, dst_out: str, trainer: str, fold: int) -> None:
         shutil.copytree(src, dst)
 
 
+def to_train(trainers: list[str], folds: list[int], reused: set[tuple[str, int]]) -> list[tuple[str, int]]:
+    """(trainer, fold) to train, fold by fold in the order of `trainers`: all but the reused ones, and the teacher of
+    every student to train even where the teacher itself is reused (a table cannot teach)."""
+    needed = {(t, f) for f in folds for t in trainers if (t, f) not in reused}
+    needed |= {(TEACHER_OF[t], f) for t, f in needed if t in TEACHER_OF}
+    return [(t, f) for f in folds for t in trainers if (t, f) in needed]
+
+
 class Experiment:
     def __init__(self, a: argparse.Namespace):
         self.a = a
@@ -119,6 +131,7 @@ class Experiment:
         self.ext = os.path.join(self.ws, "trainers")
         os.environ["nnUNet_extTrainer"] = os.pathsep.join([trainers_folder(), self.ext])
         self.dataset_id = a.d or PHANTOM_ID
+        self.reused: dict[tuple[str, int], list[dict]] = {}  # (trainer, fold): rows from --tables
         self.durations: list[float] = []
         self.jobs_total = 0
         self.jobs_done = 0
@@ -148,6 +161,48 @@ class Experiment:
 
     def logfile(self, name: str) -> str:
         return os.path.join(self.ws, "logs", name + ".log")
+
+    def load_tables(self, trainers: list[str], folds: list[int]) -> None:
+        """The --tables rows of the trainers and folds of this run, checked before anything is trained: each reused
+        fold must hold every test case of this run, each in every modality subset, or the pairing would be wrong."""
+        import json
+
+        from nnunetv2_mtg.modalities import enumerate_subsets, modality_names
+        from nnunetv2_mtg.report import read_csv
+
+        with open(os.path.join(os.environ["nnUNet_raw"], self.dataset, "dataset.json")) as f:
+            dataset_json = json.load(f)
+        ending = dataset_json["file_ending"]
+        cases = {n[:-len(ending)] for n in os.listdir(self.labels) if n.endswith(ending)}
+        subsets = {s.name for s in enumerate_subsets(modality_names(dataset_json))}
+        for t in trainers:
+            path = os.path.join(self.a.tables, f"{t}.csv.gz")
+            if not os.path.isfile(path):
+                continue
+            rows = read_csv(path)
+            for f in folds:
+                fold_rows = [r for r in rows if r["fold"] == str(f)]
+                if not fold_rows:
+                    continue
+                pairs = {(r["case"], r["subset"]) for r in fold_rows}
+                if pairs != {(c, s) for c in cases for s in subsets}:
+                    raise SystemExit(f"{path} fold {f} is not a table of this run's test cases ({self.labels}) over "
+                                     f"all {len(subsets)} modality subsets: {len(pairs)} case x subset pairs, "
+                                     f"{len(cases) * len(subsets)} expected. Point --tables at the per_case/ folder "
+                                     "of a run on the same data, or leave it out to train and evaluate everything.")
+                self.reused[(t, f)] = fold_rows
+        if self.reused:
+            log(f"reusing {len(self.reused)} model-fold(s) from {self.a.tables}: " + ", ".join(
+                f"{t} fold {f}" for t, f in sorted(self.reused)))
+
+    def rows(self, trainer: str, per_case: str) -> list[dict]:
+        """The trainer's per-case rows: its reused folds from --tables, the others from its evaluation `per_case`."""
+        from nnunetv2_mtg.report import read_csv
+
+        rows = [r for (t, _), fold_rows in sorted(self.reused.items()) if t == trainer for r in fold_rows]
+        if os.path.isfile(per_case):
+            rows += [r for r in read_csv(per_case) if (trainer, int(r["fold"])) not in self.reused]
+        return rows
 
     # ---- training
     def fold_dir(self, trainer: str, fold: int) -> str:
@@ -270,7 +325,9 @@ class Experiment:
             self.run_jobs(rest)
         else:
             best, finalists = None, trainers
-            self.planned = [(t, f) for f in folds for t in trainers]
+            if self.a.tables:
+                self.load_tables(trainers, folds)
+            self.planned = to_train(trainers, folds, set(self.reused))
             self.jobs_total = len(self.planned)
             self.run_jobs(self.planned)
         if self.a.train_only:
@@ -282,25 +339,33 @@ class Experiment:
         groups = {"teachers": ([t for t in finalists if t in TEACHERS], DROPOUT),
                   "students": ([t for t in finalists if t in STUDENTS], KD)}
         for name, (group, reference) in groups.items():
-            if group:
-                self.evaluate(group, folds, os.path.join(ev, name), reference if reference in group else None)
+            todo: dict[tuple[int, ...], list[str]] = {}  # trainers by the folds the tables lack, one evaluation each
+            for t in group:
+                todo.setdefault(tuple(f for f in folds if (t, f) not in self.reused), []).append(t)
+            for fold_set, ts in todo.items():
+                if fold_set:
+                    self.evaluate(ts, list(fold_set), os.path.join(ev, name), reference if reference in ts else None)
         if self.a.screening and len(folds) > 1:
             screening = os.path.join(ev, "screening_fold0")
             for t in trainers:  # fold 0 of a model evaluated before (pooled, or in a fold-0 run) is reused
                 for name in groups:
                     reuse_cache(os.path.join(ev, name), screening, variant(t, self.a.iterations), folds[0])
             self.evaluate(trainers, folds[:1], screening)
-        gap_teachers = [variant(t, self.a.iterations) for t in trainers if t in TEACHERS]
-        gap_out = os.path.join(self.ws, "gap")
-        if not os.path.isfile(os.path.join(gap_out, "gap.md")):
-            log(f"modality gap and bypass check of {len(gap_teachers)} teachers (fold {folds[0]})")
+        gap_teachers = [t for t in trainers if t in TEACHERS]
+        # the first fold with every teacher trained here (with --tables, some folds' models are not)
+        gap_fold = next((f for f in folds if all(self.trained(t, f) for t in gap_teachers)), None)
+        gap_out = os.path.join(self.ws, "gap" if gap_fold == folds[0] else f"gap_fold{gap_fold}")
+        if gap_teachers and gap_fold is None:
+            log("no fold has every teacher trained in this workspace: no modality gap report")
+        elif gap_teachers and not os.path.isfile(os.path.join(gap_out, "gap.md")):
+            log(f"modality gap and bypass check of {len(gap_teachers)} teachers (fold {gap_fold})")
             sh(["nnUNetv2_mtg_gap", "-d", str(self.dataset_id), "-p", self.plans, "-device", self.a.device, "-tr",
-                *gap_teachers, "-f", str(folds[0]), "-i", self.images, "-l", self.labels, "-o", gap_out],
-               self.logfile("gap"))
+                *[variant(t, self.a.iterations) for t in gap_teachers], "-f", str(gap_fold), "-i", self.images,
+                "-l", self.labels, "-o", gap_out], self.logfile("gap"))
         from accuracy_report import write_results
 
         runs = self.record_invocation(time.time() - t_start)
-        path = write_results(self, trainers, finalists, best, groups, ev, gap_out, runs)
+        path = write_results(self, trainers, finalists, best, groups, ev, gap_out, gap_fold, runs)
         log(f"results in {path}")
 
     def record_invocation(self, seconds: float) -> list[dict]:
@@ -336,7 +401,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test-cases", type=int, default=16, help="phantom test cases (default 16)")
     p.add_argument("--workspace", default=os.path.join(HERE, "results", "accuracy"))
     p.add_argument("--results", default=os.path.join(REPO, "docs"), help="where RESULTS.md and its CSVs go")
+    p.add_argument("--tables", default=None, help="an earlier run's per_case/ folder (<trainer>.csv.gz): the "
+                                                  "model-folds found there are reused, not trained and evaluated")
     a = p.parse_args(argv)
+    if a.tables and a.screening:
+        p.error("--tables reuses fixed model-folds, --screening chooses them: run the screening in one workspace")
+    if a.tables and not os.path.isdir(a.tables):
+        p.error(f"--tables {a.tables} is not a folder: pass the per_case/ folder beside an earlier RESULTS.md, "
+                "e.g. docs/accuracy_default/accuracy/per_case")
     if a.train_only and a.screening:
         p.error("--screening chooses the MTG form by evaluating fold 0, so it cannot be --train-only: "
                 "train the whole grid with --train-only, or screen without it")

@@ -7,7 +7,7 @@ import platform
 import numpy as np
 
 from nnunetv2_mtg import statistics
-from nnunetv2_mtg.report import CI_TEXT, per_fold_cell, per_fold_text, read_csv, write_csv_atomic
+from nnunetv2_mtg.report import CI_TEXT, PER_CASE_FIELDS, per_fold_cell, per_fold_text, read_csv, write_csv_atomic
 
 SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
                   "full_input_sd_over_folds", "per_fold_mean_dice")
@@ -102,8 +102,7 @@ def paired_section(tables: dict, trainers: list[str], it: int) -> tuple[list[str
     return lines, rows
 
 
-def summary_rows(per_case: str, trainer: str) -> list[dict]:
-    table = statistics.dice_table(read_csv(per_case))
+def summary_rows(table: dict, trainer: str) -> list[dict]:
     full = max({k[2] for k in table if k[2] != statistics.MEAN}, key=lambda s: s.count("+"))
     regions = sorted({k[3] for k in table if k[3] != statistics.MEAN}) + [statistics.MEAN]
     rows = []
@@ -119,19 +118,19 @@ def summary_rows(per_case: str, trainer: str) -> list[dict]:
     return rows
 
 
-def keep_per_case(per_case: str, csv_dir: str, trainer: str) -> None:
-    """A gzipped copy of the model's per-case table beside the report (csv_dir/per_case/<trainer>.csv.gz), so a later
-    run can pair new models with these without the workspace; mtime 0, so an unchanged table is an unchanged file."""
-    import gzip
-    import shutil
+def students_comparison(ev: str, rows: dict[str, list[dict]], reference: str) -> None:
+    """The students side by side per subset, on all their folds (some may come from --tables), written over the
+    evaluation's own comparison of the folds it evaluated."""
+    from nnunetv2_mtg.evaluate import write_comparison
+    from nnunetv2_mtg.report import summarise
 
-    folder = os.path.join(csv_dir, "per_case")
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, f"{trainer}.csv.gz")
-    with open(per_case, "rb") as src, open(target + ".tmp", "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as dst:
-        shutil.copyfileobj(src, dst)
-    os.replace(target + ".tmp", target)
+    first = next(iter(rows.values()))
+    subsets = list(dict.fromkeys(r["subset"] for r in first))
+    regions = list(dict.fromkeys(r["region"] for r in first))
+    out = os.path.join(ev, "students")
+    os.makedirs(out, exist_ok=True)
+    write_comparison(out, {t: summarise(r, subsets, regions) for t, r in rows.items()},
+                     {t: statistics.dice_table(r) for t, r in rows.items()}, reference, subsets, regions)
 
 
 def _pct(v: float) -> str:
@@ -139,7 +138,7 @@ def _pct(v: float) -> str:
 
 
 def write_results(exp, trainers: list[str], finalists: list[str], best: str | None, groups: dict, ev: str,
-                  gap_out: str, runs: list[dict]) -> str:
+                  gap_out: str, gap_fold: int | None, runs: list[dict]) -> str:
     a = exp.a
     it = a.iterations
     out_dir = os.path.abspath(a.results)
@@ -160,20 +159,26 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
              f"- wall time: {sum(r['seconds'] for r in runs) / 3600:.1f} h over {len(runs)} run(s) of the command:",
              *[f"  {i}. `{r['command']}` on {r['machine']}: {r['seconds'] / 60:.1f} min (ended {r['ended']})"
                + (f"; {r['note']}" if r.get("note") else "") for i, r in enumerate(runs, 1)],
+             *([f"- reused from `{a.tables}` (an earlier run's per-case tables, neither retrained nor re-evaluated "
+                "here): " + ", ".join(f"{t} fold {f}" for t, f in sorted(exp.reused))] if exp.reused else []),
              "- Dice x100, mean over the cases; \"mean\" = mean of WT, TC, ET; spread = SD of the per-fold means", ""]
 
     summary, tables = [], {}
     lines += ["## Mean Dice over the 15 modality subsets, and with all modalities", "",
               "| trainer | folds | WT | TC | ET | mean (SD over folds) | per fold | full input: mean (SD) |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, (group, _) in groups.items():
+    os.makedirs(os.path.join(csv_dir, "per_case"), exist_ok=True)
+    for name, (group, reference) in groups.items():
+        group_rows = {}
         for t in group:
-            per_case = os.path.join(ev, name, f"{t}_{it}iters", "per_case.csv")
-            if not os.path.isfile(per_case):
+            per_case = exp.rows(t, os.path.join(ev, name, f"{t}_{it}iters", "per_case.csv"))
+            if not per_case:
                 continue
-            tables[t] = statistics.dice_table(read_csv(per_case))
-            keep_per_case(per_case, csv_dir, t)
-            rows = summary_rows(per_case, t)
+            group_rows[t] = per_case
+            tables[t] = statistics.dice_table(per_case)
+            # beside the report, so a later run can pair new models with these without the workspace (--tables)
+            write_csv_atomic(os.path.join(csv_dir, "per_case", f"{t}.csv.gz"), PER_CASE_FIELDS, per_case)
+            rows = summary_rows(tables[t], t)
             summary += rows
             by = {r["region"]: r for r in rows}
             m = by[statistics.MEAN]
@@ -182,6 +187,8 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
                                                                   ("WT", "TC", "ET") if r in by) +
                          f" | {_pct(m['mean_dice_15_subsets'])} ({_pct(m['sd_over_folds'])}) | {per_fold} | "
                          f"{_pct(m['full_input_dice'])} ({_pct(m['full_input_sd_over_folds'])}) |")
+        if name == "students" and reference in group_rows and len(group_rows) > 1:
+            students_comparison(ev, group_rows, reference)
     write_csv_atomic(os.path.join(csv_dir, "summary.csv"), SUMMARY_FIELDS, summary)
 
     lines += ["", "## Paired differences", "",
@@ -203,7 +210,7 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
     gap = os.path.join(gap_out, "gap.md")
     if os.path.isfile(gap):
         text = open(gap).read().replace(f"_{it}iters", "")
-        lines += ["", "## Modality gap and bypass check of the teachers (fold 0, test cases)", "",
+        lines += ["", f"## Modality gap and bypass check of the teachers (fold {gap_fold}, test cases)", "",
                   text.split("\n### ")[0].replace("## ", "### ")]
         gap_rows = []
         for t in trainers:

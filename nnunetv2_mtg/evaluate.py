@@ -162,19 +162,26 @@ def run(dataset: str, trainers: list[str], folds: list, configuration: str = "3d
                                                report.summarise(lw_rows, [s.name for s in subsets], ["WT", "TC", "ET"]),
                                                ["WT", "TC", "ET"], n_cases, len(skipped)))
     if len(trainers) > 1:
-        ordered = [reference] + [t for t in trainers if t != reference]
-        differences = {t: {(s, r): statistics.paired_difference(tables[t], tables[reference], s, r)
-                           for s in [x.name for x in subsets] + [statistics.MEAN]
-                           for r in region_list + [statistics.MEAN]}
-                       for t in ordered[1:]}
-        with open(os.path.join(out, "comparison.md"), "w") as fh:
-            fh.write(report.comparison_table({t: summaries[t] for t in ordered}, region_list) + "\n" +
-                     report.paired_tables(differences, reference, region_list))
-        report.write_csv_atomic(os.path.join(out, "comparison.csv"), report.PAIRED_FIELDS,
-                                report.paired_rows(differences, reference))
-        report.comparison_heatmap(os.path.join(out, "comparison.png"), {t: summaries[t] for t in ordered}, region_list)
+        write_comparison(out, summaries, tables, reference, [s.name for s in subsets], region_list)
     print(f"results in {out}")
     return summaries
+
+
+def write_comparison(out: str, summaries: dict, tables: dict, reference: str, subset_names: list[str],
+                     region_list: list[str]) -> None:
+    """comparison.md/.csv/.png in `out`: the trainers side by side and each one's paired differences to `reference`
+    per subset and region (also used by benchmarks/accuracy.py on tables pooled from several runs)."""
+    ordered = [reference] + [t for t in summaries if t != reference]
+    differences = {t: {(s, r): statistics.paired_difference(tables[t], tables[reference], s, r)
+                       for s in subset_names + [statistics.MEAN]
+                       for r in region_list + [statistics.MEAN]}
+                   for t in ordered[1:]}
+    with open(os.path.join(out, "comparison.md"), "w") as fh:
+        fh.write(report.comparison_table({t: summaries[t] for t in ordered}, region_list) + "\n" +
+                 report.paired_tables(differences, reference, region_list))
+    report.write_csv_atomic(os.path.join(out, "comparison.csv"), report.PAIRED_FIELDS,
+                            report.paired_rows(differences, reference))
+    report.comparison_heatmap(os.path.join(out, "comparison.png"), {t: summaries[t] for t in ordered}, region_list)
 
 
 def parse_folds(values: list[str]) -> list:

@@ -5,6 +5,8 @@ Rows are subsets in the papers' order with a final mean row; columns are regions
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import os
 
 import numpy as np
@@ -20,16 +22,20 @@ CI_TEXT = ("95% CI from a two-level bootstrap (folds and cases resampled, so the
 
 
 def write_csv_atomic(path: str, fields: tuple[str, ...], rows: list[dict]) -> None:
+    """All rows or nothing at `path`; a .gz path is gzipped with mtime 0, so unchanged rows are an unchanged file."""
     tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(fields))
-        w.writeheader()
-        w.writerows(rows)
+    with open(tmp, "wb") as fh:
+        stream = gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) if path.endswith(".gz") else fh
+        with io.TextIOWrapper(stream, encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(fields))
+            w.writeheader()
+            w.writerows(rows)
     os.replace(tmp, path)
 
 
 def read_csv(path: str) -> list[dict]:
-    with open(path, newline="") as f:
+    """Rows of a CSV file, gzipped or not (per-case tables travel as .csv.gz)."""
+    with (gzip.open(path, "rt", newline="") if path.endswith(".gz") else open(path, newline="")) as f:
         return list(csv.DictReader(f))
 
 

@@ -9,13 +9,13 @@ from conftest import BIN
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(env, ws, results):
+def _run(env, ws, results, *extra, ok=True):
     args = [os.path.join(BIN, "python"), os.path.join(REPO, "benchmarks", "accuracy.py"), "-d", "950",
             "--iterations", "10", "--folds", "0", "--trainers", "nnUNetTrainer", "nnUNetTrainerModalityDropout",
-            "--workspace", str(ws), "--results", str(results)]
+            "--workspace", str(ws), "--results", str(results), *extra]
     proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    assert (proc.returncode == 0) == ok, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout if ok else proc.stdout + proc.stderr
 
 
 def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
@@ -58,3 +58,24 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     again = _run(nnunet_env, ws, results)  # everything is there: nothing is trained again
     assert "training" not in again and "results in" in again
     assert " h over 2 run(s) of the command:" in (results / "RESULTS.md").read_text()  # each run on its machine
+
+    # a lost workspace: a new one with the committed tables trains and evaluates nothing, and reports the same numbers
+    tables = results / "accuracy" / "per_case"
+    reused = _run(nnunet_env, tmp_path / "ws2", tmp_path / "docs2", "--tables", str(tables))
+    assert "reusing 2 model-fold(s)" in reused and "] training " not in reused and " evaluating " not in reused
+    for name in ("summary.csv", "paired.csv", "per_case/nnUNetTrainer.csv.gz"):
+        assert (tmp_path / "docs2" / "accuracy" / name).read_bytes() == (results / "accuracy" / name).read_bytes()
+    assert "- reused from `" in (tmp_path / "docs2" / "RESULTS.md").read_text()
+
+    # a table that lacks a test case is refused before anything is written
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with gzip.open(tables / "nnUNetTrainer.csv.gz", "rt") as f:
+        rows = list(csv.DictReader(f))
+    with gzip.open(bad / "nnUNetTrainer.csv.gz", "wt", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows([r for r in rows if r["case"] != rows[0]["case"]])
+    refused = _run(nnunet_env, tmp_path / "ws3", tmp_path / "docs3", "--tables", str(bad), ok=False)
+    assert "is not a table of this run's test cases" in refused and "] training " not in refused
+    assert not (tmp_path / "docs3").exists()

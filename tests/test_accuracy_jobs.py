@@ -122,3 +122,15 @@ def test_comparisons_pair_each_model_with_its_reference():
     assert blocks["nnUNetTrainer"] == grid[1:]
     without = {ref for _, ref, _ in comparisons([t for t in grid if t != default])}
     assert default not in without and "nnUNetTrainerMTGTeacherNoAlign" in without
+
+
+def test_reused_model_folds_are_not_trained_but_still_teach():
+    """--tables: a reused fold is skipped unless a student to be trained needs it as its teacher."""
+    trainers = [accuracy.DROPOUT, accuracy.KD, accuracy.PROTOKD, accuracy.STOCK]
+    reused = {(accuracy.DROPOUT, 0), (accuracy.KD, 0), (accuracy.STOCK, 0), (accuracy.DROPOUT, 1), (accuracy.KD, 1)}
+    assert accuracy.to_train(trainers, [0, 1], reused) == [
+        (accuracy.DROPOUT, 0), (accuracy.PROTOKD, 0),  # ProtoKD fold 0 is new: its reused teacher is retrained
+        (accuracy.DROPOUT, 1), (accuracy.PROTOKD, 1), (accuracy.STOCK, 1)]
+    only_tables = {(t, f) for t in trainers for f in (0, 1)}
+    assert accuracy.to_train(trainers, [0, 1], only_tables) == []
+    assert accuracy.to_train(trainers, [0], set()) == [(t, 0) for t in trainers]
