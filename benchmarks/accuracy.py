@@ -163,13 +163,19 @@ class Experiment:
         return os.path.join(self.ws, "logs", name + ".log")
 
     def load_tables(self, trainers: list[str], folds: list[int]) -> None:
-        """The --tables rows of the trainers and folds of this run, checked before anything is trained: each reused
-        fold must hold every test case of this run, each in every modality subset, or the pairing would be wrong."""
-        import json
-
+        """The --tables rows of the trainers and folds of this run, checked before anything is trained: the tables'
+        run.json must name this run's data, plans and budget, and each reused fold must hold every test case of this
+        run in every modality subset, or the pairing would be wrong."""
         from nnunetv2_mtg.modalities import enumerate_subsets, modality_names
         from nnunetv2_mtg.report import read_csv
 
+        run = os.path.join(self.a.tables, "run.json")
+        this = {"dataset": self.dataset, "plans": self.plans, "iterations": self.a.iterations}
+        that = json.load(open(run)) if os.path.isfile(run) else None
+        if that != this:
+            raise SystemExit(f"--tables {self.a.tables} holds models of {that or 'an unknown run (no run.json)'}, "
+                             f"this run trains {this}: reuse tables only with the same data, plans and "
+                             "--iterations, or leave --tables out to train and evaluate everything.")
         with open(os.path.join(os.environ["nnUNet_raw"], self.dataset, "dataset.json")) as f:
             dataset_json = json.load(f)
         ending = dataset_json["file_ending"]

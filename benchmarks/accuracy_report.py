@@ -1,6 +1,7 @@
 """RESULTS.md and its CSVs from a finished (or partly finished) run of benchmarks/accuracy.py."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 
@@ -25,7 +26,6 @@ def machine(device: str) -> str:
 def _trained_on(exp, trainers: list[str]) -> str:
     """Where the reported models were trained, from nnU-Net's debug.json of each trained fold (a run may train on a
     GPU machine with --train-only and be evaluated elsewhere)."""
-    import json
     from collections import Counter
 
     seen = Counter()
@@ -168,6 +168,8 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
               "| trainer | folds | WT | TC | ET | mean (SD over folds) | per fold | full input: mean (SD) |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     os.makedirs(os.path.join(csv_dir, "per_case"), exist_ok=True)
+    with open(os.path.join(csv_dir, "per_case", "run.json"), "w") as f:  # what --tables checks before reusing them
+        json.dump({"dataset": exp.dataset, "plans": exp.plans, "iterations": it}, f, indent=1)
     for name, (group, reference) in groups.items():
         group_rows = {}
         for t in group:

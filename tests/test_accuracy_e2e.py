@@ -67,9 +67,13 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
         assert (tmp_path / "docs2" / "accuracy" / name).read_bytes() == (results / "accuracy" / name).read_bytes()
     assert "- reused from `" in (tmp_path / "docs2" / "RESULTS.md").read_text()
 
-    # a table that lacks a test case is refused before anything is written
+    # tables of another budget, or lacking a test case, are refused before anything is written
+    other = _run(nnunet_env, tmp_path / "ws3", tmp_path / "docs3", "--tables", str(tables), "--iterations", "20",
+                 ok=False)
+    assert "reuse tables only with the same data, plans and --iterations" in other and "] training " not in other
     bad = tmp_path / "bad"
     bad.mkdir()
+    (bad / "run.json").write_bytes((tables / "run.json").read_bytes())
     with gzip.open(tables / "nnUNetTrainer.csv.gz", "rt") as f:
         rows = list(csv.DictReader(f))
     with gzip.open(bad / "nnUNetTrainer.csv.gz", "wt", newline="") as f:
