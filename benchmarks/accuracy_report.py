@@ -31,6 +31,8 @@ def _trained_on(exp, trainers: list[str]) -> str:
     seen = Counter()
     for t in trainers:
         for f in exp.a.folds:
+            if (t, f) in exp.reused:  # reported from --tables, whatever this workspace trained to teach
+                continue
             path = os.path.join(exp.fold_dir(t, f), "debug.json")
             if os.path.isfile(path):
                 with open(path) as fh:
