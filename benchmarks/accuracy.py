@@ -24,8 +24,8 @@ be extended later by `--folds 0 1 2 --screening` in the same workspace: fold 0 i
 re-evaluated. --tables DIR takes the model-folds found in an earlier run's per-case tables (its results'
 accuracy/per_case/, one <trainer>.csv.gz each, same data and --iterations) instead of training and evaluating them:
 a lost workspace, or one on another machine, costs only what the tables lack (a reused fold is still trained where
-a new student needs its teacher). --jobs N trains N models at once (a GPU with a small plan has room for many); --train-only stops
-after training, so a GPU machine can train the grid and the same command evaluates it elsewhere.
+a new student needs its teacher). --jobs N trains N models at once (a GPU with a small plan has room for many);
+--train-only stops after training, so a GPU machine can train the grid and the same command evaluates it elsewhere.
 """
 from __future__ import annotations
 
@@ -171,7 +171,10 @@ class Experiment:
 
         run = os.path.join(self.a.tables, "run.json")
         this = {"dataset": self.dataset, "plans": self.plans, "iterations": self.a.iterations}
-        that = json.load(open(run)) if os.path.isfile(run) else None
+        that = None
+        if os.path.isfile(run):
+            with open(run) as f:
+                that = json.load(f)
         if that != this:
             raise SystemExit(f"--tables {self.a.tables} holds models of {that or 'an unknown run (no run.json)'}, "
                              f"this run trains {this}: reuse tables only with the same data, plans and "
