@@ -166,6 +166,7 @@ class Experiment:
         """The --tables rows of the trainers and folds of this run, checked before anything is trained: the tables'
         run.json must name this run's data, plans and budget, and each reused fold must hold every test case of this
         run in every modality subset, or the pairing would be wrong."""
+        from nnunetv2_mtg.cases import drop_unlabelled, folder_cases
         from nnunetv2_mtg.modalities import enumerate_subsets, modality_names
         from nnunetv2_mtg.report import read_csv
 
@@ -181,8 +182,7 @@ class Experiment:
                              "--iterations, or leave --tables out to train and evaluate everything.")
         with open(os.path.join(os.environ["nnUNet_raw"], self.dataset, "dataset.json")) as f:
             dataset_json = json.load(f)
-        ending = dataset_json["file_ending"]
-        cases = {n[:-len(ending)] for n in os.listdir(self.labels) if n.endswith(ending)}
+        cases = {c.name for c in drop_unlabelled(folder_cases(self.images, self.labels, dataset_json))[0]}  # scored
         subsets = {s.name for s in enumerate_subsets(modality_names(dataset_json))}
         for t in trainers:
             path = os.path.join(self.a.tables, f"{t}.csv.gz")
