@@ -46,6 +46,7 @@ STUDENT_FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "MixtureRawLo
 STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerKDStudent",
                                "nnUNetTrainerProtoKDStudent")
 NOALIGN = "nnUNetTrainerMTGTeacherNoAlign"
+CPU_PRESETS = {"3d_fullres": "cpu_tiny", "2d": "cpu_2d"}  # the plans preset a CPU run trains on
 TEACHERS = [STOCK, DROPOUT, NOALIGN] + [f"nnUNetTrainerMTGTeacher{f}" for f in FORMS]
 STUDENTS = [KD, PROTOKD] + [f"nnUNetTrainerMTGStudent{f}" for f in STUDENT_FORMS]
 TEACHER_OF = {KD: DROPOUT, PROTOKD: DROPOUT,
@@ -151,13 +152,15 @@ class Experiment:
         if not (os.path.isdir(self.images) and os.path.isdir(self.labels)):
             raise SystemExit(f"{raw} needs imagesTs and labelsTs: every model is evaluated on the same test cases.")
         pre = os.path.join(os.environ["nnUNet_preprocessed"], self.dataset)
-        if not os.path.isfile(os.path.join(pre, "nnUNetPlans.json")):
-            log("stock nnU-Net planning and preprocessing")
-            sh(["nnUNetv2_plan_and_preprocess", "-d", str(self.dataset_id), "-c", "3d_fullres",
-                "--verify_dataset_integrity"], self.logfile("data"))
-        self.plans = self.a.p or ("nnUNetPlans_cpu_tiny" if self.a.device == "cpu" else "nnUNetPlans")
-        if self.plans == "nnUNetPlans_cpu_tiny" and not os.path.isfile(os.path.join(pre, self.plans + ".json")):
-            sh(["nnUNetv2_mtg_plans", "-d", str(self.dataset_id), "--preset", "cpu_tiny"], self.logfile("data"))
+        c = self.a.c
+        if not os.path.isdir(os.path.join(pre, f"nnUNetPlans_{c}")):
+            log(f"stock nnU-Net planning and preprocessing ({c})")
+            sh(["nnUNetv2_plan_and_preprocess", "-d", str(self.dataset_id), "-c", c, "--verify_dataset_integrity"],
+               self.logfile("data"))
+        preset = CPU_PRESETS.get(c)
+        self.plans = self.a.p or (f"nnUNetPlans_{preset}" if self.a.device == "cpu" and preset else "nnUNetPlans")
+        if preset and self.plans == f"nnUNetPlans_{preset}" and not os.path.isfile(os.path.join(pre, self.plans + ".json")):
+            sh(["nnUNetv2_mtg_plans", "-d", str(self.dataset_id), "--preset", preset], self.logfile("data"))
 
     def logfile(self, name: str) -> str:
         return os.path.join(self.ws, "logs", name + ".log")
@@ -171,11 +174,11 @@ class Experiment:
         from nnunetv2_mtg.report import read_csv
 
         run = os.path.join(self.a.tables, "run.json")
-        this = {"dataset": self.dataset, "plans": self.plans, "iterations": self.a.iterations}
+        this = {"dataset": self.dataset, "plans": self.plans, "configuration": self.a.c, "iterations": self.a.iterations}
         that = None
         if os.path.isfile(run):
             with open(run) as f:
-                that = json.load(f)
+                that = {"configuration": "3d_fullres", **json.load(f)}  # tables written before -c were all 3d_fullres
         if that != this:
             raise SystemExit(f"--tables {self.a.tables} holds models of {that or 'an unknown run (no run.json)'}, "
                              f"this run trains {this}: reuse tables only with the same data, plans and "
@@ -216,7 +219,7 @@ class Experiment:
     # ---- training
     def fold_dir(self, trainer: str, fold: int) -> str:
         return os.path.join(os.environ["nnUNet_results"], self.dataset,
-                            f"{variant(trainer, self.a.iterations)}__{self.plans}__3d_fullres", f"fold_{fold}")
+                            f"{variant(trainer, self.a.iterations)}__{self.plans}__{self.a.c}", f"fold_{fold}")
 
     def trained(self, trainer: str, fold: int) -> bool:
         return os.path.isfile(os.path.join(self.fold_dir(trainer, fold), "checkpoint_final.pth"))
@@ -229,7 +232,7 @@ class Experiment:
         resume = os.path.isfile(os.path.join(self.fold_dir(trainer, fold), "checkpoint_latest.pth"))
         log(f"[{self.jobs_done}/{self.jobs_total}] training {name} fold {fold}" + (" (resuming)" if resume else ""))
         t0 = time.time()
-        sh(["nnUNetv2_train", str(self.dataset_id), "3d_fullres", str(fold), "-tr", name, "-p", self.plans,
+        sh(["nnUNetv2_train", str(self.dataset_id), self.a.c, str(fold), "-tr", name, "-p", self.plans,
             "-device", self.a.device] + (["--c"] if resume else []), self.logfile(f"{name}_fold{fold}"))
         self.durations.append(time.time() - t0)
         left = sum(not self.trained(t, f) for t, f in self.planned)
@@ -277,7 +280,8 @@ class Experiment:
     def evaluate(self, trainers: list[str], folds: list[int], out: str, reference: str | None = None,
                  test_cases: bool = True) -> None:
         log(f"evaluating {len(trainers)} model(s) x {len(folds)} fold(s) over all subsets -> {os.path.relpath(out)}")
-        args = ["nnUNetv2_mtg_evaluate", "-d", str(self.dataset_id), "-p", self.plans, "-device", self.a.device,
+        args = ["nnUNetv2_mtg_evaluate", "-d", str(self.dataset_id), "-c", self.a.c, "-p", self.plans,
+                "-device", self.a.device,
                 "-tr", *[variant(t, self.a.iterations) for t in trainers], "-f", *map(str, folds), "-o", out]
         if test_cases:
             args += ["-i", self.images, "-l", self.labels]
@@ -368,7 +372,7 @@ class Experiment:
             log("no fold has every teacher trained in this workspace: no modality gap report")
         elif gap_teachers and not os.path.isfile(os.path.join(gap_out, "gap.md")):
             log(f"modality gap and bypass check of {len(gap_teachers)} teachers (fold {gap_fold})")
-            sh(["nnUNetv2_mtg_gap", "-d", str(self.dataset_id), "-p", self.plans, "-device", self.a.device, "-tr",
+            sh(["nnUNetv2_mtg_gap", "-d", str(self.dataset_id), "-c", self.a.c, "-p", self.plans, "-device", self.a.device, "-tr",
                 *[variant(t, self.a.iterations) for t in gap_teachers], "-f", str(gap_fold), "-i", self.images,
                 "-l", self.labels, "-o", gap_out], self.logfile("gap"))
         from accuracy_report import write_results
@@ -395,7 +399,10 @@ class Experiment:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-d", type=int, default=None, help="an nnU-Net dataset with imagesTs/labelsTs instead of the phantom")
-    p.add_argument("-p", default=None, help="plans (default: nnUNetPlans_cpu_tiny on cpu, nnUNetPlans on cuda)")
+    p.add_argument("-c", default="3d_fullres", help="nnU-Net configuration (default 3d_fullres; 2d converges on "
+                                                    "2 CPU cores)")
+    p.add_argument("-p", default=None, help="plans (default on cpu: nnUNetPlans_cpu_tiny for 3d_fullres, "
+                                            "nnUNetPlans_cpu_2d for 2d; nnUNetPlans on cuda)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--iterations", type=int, default=2000, help="training iterations of every trainer (default 2000)")
     p.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2], help="nnU-Net folds used as repeats")

@@ -150,7 +150,7 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
              "Written by `benchmarks/accuracy.py`; every number below comes from the run described here.", "",
              f"- command: `{a.command}`",
              f"- data: {exp.dataset}, {len(os.listdir(exp.labels))} test cases (the same for every model), "
-             f"plans `{exp.plans}`, configuration 3d_fullres",
+             f"plans `{exp.plans}`, configuration {a.c}",
              f"- budget: {it} training iterations per model (batch size of the plans), nnU-Net's folds "
              f"{', '.join(map(str, a.folds))} as repeats (different training splits and initialisations)"
              + (", screening: fold 0 of every trainer, the other folds of the baselines and the best MTG form "
@@ -171,7 +171,7 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     os.makedirs(os.path.join(csv_dir, "per_case"), exist_ok=True)
     with open(os.path.join(csv_dir, "per_case", "run.json"), "w") as f:  # what --tables checks before reusing them
-        json.dump({"dataset": exp.dataset, "plans": exp.plans, "iterations": it}, f, indent=1)
+        json.dump({"dataset": exp.dataset, "plans": exp.plans, "configuration": a.c, "iterations": it}, f, indent=1)
     for name, (group, reference) in groups.items():
         group_rows = {}
         for t in group:

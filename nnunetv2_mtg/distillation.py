@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnunetv2_mtg.alignment import kl_between_gaussians
+from nnunetv2_mtg.stem import block_mean
 
 
 def kd_softmax(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
@@ -69,10 +70,16 @@ def standardise(features: torch.Tensor) -> torch.Tensor:
     return f / rms.view(-1, *([1] * (f.ndim - 1)))
 
 
-def stem_feature_distance(student_features: torch.Tensor, teacher_features: torch.Tensor) -> torch.Tensor:
-    """Mean squared distance between the standardised stem outputs of the student (missing modalities already
-    replaced by its anchor) and of the teacher on the unmasked patch: scale-invariant on both sides, so neither
-    network can satisfy it by shrinking its features."""
+def stem_feature_distance(student_features: torch.Tensor, teacher_features: torch.Tensor,
+                          pool: int = 1) -> torch.Tensor:
+    """Mean squared distance between the standardised stem outputs (B, C, *spatial) of the student (missing
+    modalities already replaced by its anchor) and of the teacher on the unmasked patch: scale-invariant on both
+    sides, so neither network can satisfy it by shrinking its features. `pool` averages both over pool^d voxel
+    blocks first, so the float32 copies the standardisation makes are that much smaller than the feature maps."""
+    if pool > 1:
+        d = student_features.ndim - 2
+        student_features = block_mean(student_features, pool, d)
+        teacher_features = block_mean(teacher_features, pool, d)
     return (standardise(student_features) - standardise(teacher_features)).square().mean()
 
 

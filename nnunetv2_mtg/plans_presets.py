@@ -96,6 +96,17 @@ def apply_preset(plans: dict, preset: dict, preset_name: str) -> dict:
     return out
 
 
+def require_preprocessed(plans: dict, folder: str, preset: dict, dataset: str | int) -> None:
+    """UserInputError unless every configuration the preset changes has its preprocessed data in `folder`: a
+    plans file lists 2d and 3d_fullres whatever `-c` preprocessed, and training on a missing folder fails late."""
+    for cfg_name in preset.get("configurations", {}):
+        data = plans["configurations"][cfg_name].get("data_identifier")
+        if data is not None and not os.path.isdir(os.path.join(folder, data)):
+            raise UserInputError(f"configuration '{cfg_name}' of {plans['plans_name']} has no preprocessed data "
+                                 f"({os.path.join(folder, data)} does not exist). Run nnUNetv2_plan_and_preprocess "
+                                 f"-d {dataset} -c {cfg_name} first.")
+
+
 def write_preset_plans(dataset: str | int, preset_name: str, plans_identifier: str = "nnUNetPlans") -> str:
     """Write `<plans_identifier>_<preset_name>.json` next to the plans file; returns its path.
 
@@ -116,6 +127,7 @@ def write_preset_plans(dataset: str | int, preset_name: str, plans_identifier: s
     with open(source) as f:
         plans = json.load(f)
     new = apply_preset(plans, preset, preset_name)
+    require_preprocessed(new, os.path.dirname(source), preset, dataset)
     target = os.path.join(preproc, dataset_name, new["plans_name"] + ".json")
     tmp = target + ".tmp"
     with open(tmp, "w") as f:

@@ -55,7 +55,8 @@ def summarise(rows: list[dict], subsets: list[str], regions: list[str]) -> dict[
 def summary_rows(summary: dict, regions: list[str], n_cases: int, n_skipped: int, folds: list) -> list[dict]:
     rows = []
     for subset, values in summary.items():
-        row = {"subset": subset, "cases": n_cases, "folds": " ".join(map(str, folds)), "skipped_no_label": n_skipped}
+        row = {"subset": subset, "cases": n_cases, "folds": len(folds), "fold_ids": " ".join(map(str, folds)),
+               "skipped_no_label": n_skipped}
         for r in regions:
             row[f"dice_{r}"], row[f"hd95_{r}"] = round(values[r][0], 4), round(values[r][1], 2)
         row["dice_mean"] = round(float(np.mean([values[r][0] for r in mean_regions(regions)])), 4)
@@ -64,7 +65,7 @@ def summary_rows(summary: dict, regions: list[str], n_cases: int, n_skipped: int
 
 
 def summary_fields(regions: list[str]) -> tuple[str, ...]:
-    return ("subset", "cases", "folds", "skipped_no_label", *[f"dice_{r}" for r in regions],
+    return ("subset", "cases", "folds", "fold_ids", "skipped_no_label", *[f"dice_{r}" for r in regions],
             *[f"hd95_{r}" for r in regions], "dice_mean")
 
 

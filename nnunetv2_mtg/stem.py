@@ -82,15 +82,17 @@ def feature_statistics(features: torch.Tensor, present: torch.Tensor) -> tuple[t
     return centre, (deviation * w).sum(1) / count
 
 
-def block_mean(features: torch.Tensor, k: int) -> torch.Tensor:
+def block_mean(features: torch.Tensor, k: int, spatial_dims: int | None = None) -> torch.Tensor:
     """(B, M, F, *spatial) averaged over k x k (x k) voxel blocks (a trailing remainder is dropped), in the
     features' own precision and without keeping them for the backward pass (a pooling layer under autocast
-    would keep a float32 copy)."""
-    spatial = features.shape[3:]
+    would keep a float32 copy). `spatial_dims` counts the trailing dimensions pooled (default: all after the
+    third, as for (B, M, F, ...); 2 or 3 for (B, C, ...) feature maps)."""
+    lead = 3 if spatial_dims is None else features.ndim - spatial_dims
+    spatial = features.shape[lead:]
     crop = features[(..., *[slice(0, s - s % k) for s in spatial])]
     blocks = [d for s in spatial for d in (s // k, k)]
-    pooled = crop.reshape(*features.shape[:3], *blocks)
-    return pooled.mean(dim=tuple(range(4, pooled.ndim, 2)))
+    pooled = crop.reshape(*features.shape[:lead], *blocks)
+    return pooled.mean(dim=tuple(range(lead + 1, pooled.ndim, 2)))
 
 
 class MixtureAnchor(nn.Module):

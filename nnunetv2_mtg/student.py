@@ -23,7 +23,7 @@ class DistillationMixin:
     """Put before an nnU-Net trainer that has LossTermsMixin. Class attributes: `teacher_trainer` (the
     paired teacher's trainer name), `lambda_kd`, `kd_temperature`, `kd_t_squared`, `kd_class_mean`, and `lambda_lat` (the
     latent terms of aligned students: KL between the Gaussian heads' latents, distance between the stem
-    features; they need a teacher of the same alignment form)."""
+    features, on `stem_latent_pool`-voxel blocks: they need a teacher of the same alignment form)."""
 
     teacher_trainer: str
     lambda_kd = 1.0
@@ -31,6 +31,7 @@ class DistillationMixin:
     kd_t_squared = True
     kd_class_mean = False
     lambda_lat = 0.0
+    stem_latent_pool = 2
     mask_in_data_loader = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -82,5 +83,5 @@ class DistillationMixin:
                                                                                     self._teacher_latents))
         if self.lambda_lat and self.form.stem_anchor:
             terms["stem_latent"] = (self.lambda_lat, lambda output, target: stem_feature_distance(
-                unwrap(self.network).stem.output, self._teacher_stem))
+                unwrap(self.network).stem.output, self._teacher_stem, self.stem_latent_pool))
         return terms

@@ -120,14 +120,19 @@ def start_trainer(in_process):
     return start
 
 
-def fold_folder(env: dict, dataset: dict, trainer: str, plans: str = "nnUNetPlans_cpu_tiny") -> str:
-    return os.path.join(env["nnUNet_results"], dataset["name"], f"{trainer}__{plans}__3d_fullres", "fold_0")
+PLANS_OF = {"3d_fullres": "nnUNetPlans_cpu_tiny", "2d": "nnUNetPlans_cpu_2d"}  # the suite's plans per configuration
 
 
-def train(env: dict, dataset: dict, trainer: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Stock nnUNetv2_train, fold 0, cpu_tiny plans, on the CPU."""
-    return run_cli(["nnUNetv2_train", str(dataset["id"]), "3d_fullres", "0", "-tr", trainer,
-                    "-p", "nnUNetPlans_cpu_tiny", "-device", "cpu", *extra], env, check=check)
+def fold_folder(env: dict, dataset: dict, trainer: str, configuration: str = "3d_fullres") -> str:
+    return os.path.join(env["nnUNet_results"], dataset["name"],
+                        f"{trainer}__{PLANS_OF[configuration]}__{configuration}", "fold_0")
+
+
+def train(env: dict, dataset: dict, trainer: str, *extra: str, check: bool = True,
+          configuration: str = "3d_fullres") -> subprocess.CompletedProcess:
+    """Stock nnUNetv2_train, fold 0, the suite's CPU plans of the configuration (cpu_tiny, cpu_2d), on the CPU."""
+    return run_cli(["nnUNetv2_train", str(dataset["id"]), configuration, "0", "-tr", trainer,
+                    "-p", PLANS_OF[configuration], "-device", "cpu", *extra], env, check=check)
 
 
 def interrupt_after_first_epoch(fold: str) -> list[str]:
@@ -160,13 +165,13 @@ class TrainedModels:
 
     def __init__(self, env: dict):
         self.env = env
-        self.folders: dict[tuple[str, int], str] = {}
+        self.folders: dict[tuple, str] = {}
 
-    def fold(self, dataset: dict, trainer: str, **env_overrides: str) -> str:
-        key = (trainer, dataset["id"])
+    def fold(self, dataset: dict, trainer: str, configuration: str = "3d_fullres", **env_overrides: str) -> str:
+        key = (trainer, dataset["id"], configuration, tuple(sorted(env_overrides.items())))
         if key not in self.folders:
-            train(dict(self.env, **env_overrides), dataset, trainer)
-            self.folders[key] = fold_folder(self.env, dataset, trainer)
+            train(dict(self.env, **env_overrides), dataset, trainer, configuration=configuration)
+            self.folders[key] = fold_folder(self.env, dataset, trainer, configuration)
         return self.folders[key]
 
 

@@ -56,6 +56,29 @@ def test_stem_latent_distance_is_scale_invariant():
     assert stem_feature_distance(t * 0.05 + 1.0, t).item() == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(2, 8, 6, 6, 6), (2, 8, 6, 6)], ids=["3d", "2d"])
+def test_stem_latent_distance_on_pooled_blocks(shape):
+    """pool=2 compares 2^d-voxel block means: maps constant within blocks score as unpooled, a difference that
+    alternates within every block vanishes, and it stays scale-invariant."""
+    from nnunetv2_mtg.distillation import stem_feature_distance
+
+    torch.manual_seed(0)
+    d = len(shape) - 2
+    coarse = [torch.randn(*shape[:2], *[n // 2 for n in shape[2:]]) for _ in range(2)]
+    up = [c.repeat_interleave(2, 2).repeat_interleave(2, 3) for c in coarse]
+    if d == 3:
+        up = [u.repeat_interleave(2, 4) for u in up]
+    s, t = up
+    assert stem_feature_distance(s, t, 2).item() == pytest.approx(stem_feature_distance(s, t).item(), rel=1e-5)
+    assert stem_feature_distance(s, t, 2).item() > 0.5
+    checker = torch.ones(shape[2:])
+    checker[(slice(None, None, 2),)] = -1.0  # +-1 alternating along the first spatial axis: block mean 0
+    assert stem_feature_distance(t + checker, t, 2).item() == pytest.approx(0.0, abs=1e-6)
+    assert stem_feature_distance(t + checker, t, 1).item() > 0.1
+    assert stem_feature_distance(s * 20.0, t, 2).item() == pytest.approx(stem_feature_distance(s, t, 2).item(),
+                                                                          rel=1e-4)
+
+
 def test_sigmoid_kd_hand_values():
     # region 0: teacher p = 0.75 vs student 0.5; region 1: equal -> mean over the two regions
     teacher, student = _logits([math.log(3.0), 1.0]), _logits([0.0, 1.0])

@@ -62,7 +62,8 @@ def test_fifteen_subsets_match_nnunet_and_cache(nnunet_env, phantom, mtg_teacher
     assert "Unlabelled" in p.stderr  # warned about
     summary = _rows(out / TEACHER / "summary.csv")
     assert [r["subset"] for r in summary] == PAPER_ROWS + ["mean"]
-    assert all(r["cases"] == "2" and r["skipped_no_label"] == "1" and r["folds"] == "0" for r in summary)
+    assert all(r["cases"] == "2" and r["skipped_no_label"] == "1" and r["folds"] == "1" and r["fold_ids"] == "0"
+               for r in summary)
     per_case = _rows(out / TEACHER / "per_case.csv")
     assert len(per_case) == 15 * 2 * 3 and {r["region"] for r in per_case} == {"WT", "TC", "ET"}
     md = (out / TEACHER / "summary.md").read_text()

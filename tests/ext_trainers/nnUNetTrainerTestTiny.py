@@ -11,6 +11,7 @@ from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import (nnUNetTrainerMTGStude
                                                             nnUNetTrainerMTGStudentGaussian)
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherAllStages,
                                                             nnUNetTrainerMTGTeacherBottleneck,
+                                                            nnUNetTrainerMTGTeacherFirstBlock,
                                                             nnUNetTrainerMTGTeacherGaussian)
 from nnunetv2_mtg.trainers.nnUNetTrainerProtoKDStudent import nnUNetTrainerProtoKDStudent
 
@@ -26,6 +27,12 @@ add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTraine
                        nnUNetTrainerMTGTeacherGaussian, nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentAllStages,
                        nnUNetTrainerMTGStudentGaussian, nnUNetTrainerKDStudent, nnUNetTrainerProtoKDStudent,
                        val_iterations=2)
+
+
+# <trainer>_500iters: two nnU-Net epochs (2 validation iterations each), enough for a cpu_2d model of the suite's phantom to
+# segment
+add_iteration_variants(globals(), 500, nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent,
+                       nnUNetTrainerMTGTeacherFirstBlock, val_iterations=2)
 
 
 class nnUNetTrainerTestStudentTwoEpochs(FixedIterations, nnUNetTrainerMTGStudent):

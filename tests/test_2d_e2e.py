@@ -1,0 +1,84 @@
+"""nnU-Net's 2d configuration with the cpu_2d preset: the default teacher and its student, and the first-block form,
+through stock nnUNetv2_train, nnUNetv2_mtg_predict -c 2d (a missing channel file) and nnUNetv2_mtg_evaluate -c 2d."""
+import csv
+import os
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from conftest import PLANS_OF, run_cli
+
+PLANS = PLANS_OF["2d"]
+TEACHER, STUDENT = "nnUNetTrainerMTGTeacher_500iters", "nnUNetTrainerMTGStudent_500iters"
+
+
+@pytest.fixture(scope="session")
+def phantom_2d(nnunet_env, phantom) -> dict:
+    """The suite's phantom preprocessed for 2d as well, cpu_2d plans applied; the preset is refused before."""
+    pre = os.path.join(nnunet_env["nnUNet_preprocessed"], phantom["name"])
+    p = run_cli(["nnUNetv2_mtg_plans", "-d", str(phantom["id"]), "--preset", "cpu_2d"], nnunet_env, check=False)
+    assert p.returncode != 0 and "configuration '2d' of nnUNetPlans_cpu_2d has no preprocessed data" in p.stderr
+    assert f"nnUNetv2_plan_and_preprocess -d {phantom['id']} -c 2d" in p.stderr
+    assert not os.path.exists(os.path.join(pre, PLANS + ".json"))  # refused before anything is written
+    run_cli(["nnUNetv2_preprocess", "-d", str(phantom["id"]), "-c", "2d", "-np", "2"], nnunet_env)
+    run_cli(["nnUNetv2_mtg_plans", "-d", str(phantom["id"]), "--preset", "cpu_2d"], nnunet_env)
+    return phantom
+
+
+def _ckpt(fold: str) -> dict:
+    return torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+
+
+def test_default_teacher_and_student_on_2d(nnunet_env, models, phantom_2d, tmp_path):
+    t_fold = models.fold(phantom_2d, TEACHER, configuration="2d")
+    t = _ckpt(t_fold)
+    stem = t["network_weights"]["stem.block.0.weight"]
+    assert stem.ndim == 4 and stem.shape[1] == 1  # a 2d convolution grouped by modality
+    assert t["init_args"]["configuration"] == "2d"
+    s_fold = models.fold(phantom_2d, STUDENT, configuration="2d")
+    s = _ckpt(s_fold)
+    assert all(np.isfinite(s["logging"]["train_stem_latent"])) and min(s["logging"]["train_stem_latent"]) > 0
+    log = open(os.path.join(s_fold, sorted(f for f in os.listdir(s_fold) if f.startswith("training_log"))[-1])).read()
+    assert f"teacher: {os.path.join(t_fold, 'checkpoint_final.pth')}" in log  # its own teacher, the 2d one
+
+    # the 15-subset evaluation of both on the test cases: both segment (an all-zero model scores 0)
+    raw = phantom_2d["raw"]
+    ev = tmp_path / "ev"
+    run_cli(["nnUNetv2_mtg_evaluate", "-d", str(phantom_2d["id"]), "-c", "2d", "-p", PLANS, "-tr", STUDENT, TEACHER,
+             "-f", "0", "-device", "cpu", "-i", os.path.join(raw, "imagesTs"), "-l", os.path.join(raw, "labelsTs"),
+             "-o", str(ev), "--save_predictions"], nnunet_env)
+    dice = {m: {r["subset"]: r for r in csv.DictReader(open(ev / m / "summary.csv"))} for m in (STUDENT, TEACHER)}
+    for rows in dice.values():
+        assert len(rows) == 16 and {r["folds"] for r in rows.values()} == {"1"}  # 15 subsets and their mean, 1 fold
+    assert float(dice[TEACHER]["T1+T1ce+T2+FLAIR"]["dice_WT"]) > 0.7
+    assert float(dice[STUDENT]["T1+T1ce+T2+FLAIR"]["dice_WT"]) > 0.5
+
+    # prediction from a case folder without its FLAIR file: the zero-filled channel, what the evaluation scored
+    case = sorted(os.listdir(os.path.join(raw, "labelsTs")))[0][:-len(".nii.gz")]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for c in range(3):
+        shutil.copy(os.path.join(raw, "imagesTs", f"{case}_{c:04d}.nii.gz"), folder)
+    out = tmp_path / "out"
+    p = run_cli(["nnUNetv2_mtg_predict", "-i", str(folder), "-o", str(out), "-d", str(phantom_2d["id"]), "-c", "2d",
+                 "-p", PLANS, "-tr", STUDENT, "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "0"],
+                nnunet_env)
+    assert f"{case}: T1+T1ce+T2 (missing: Flair)" in p.stdout
+    pred = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz")))
+    scored = ev / STUDENT / "fold_0" / "predictions" / "T1_T1ce_T2" / f"{case}.nii.gz"
+    assert np.array_equal(pred, sitk.GetArrayFromImage(sitk.ReadImage(str(scored))))
+    assert pred.max() > 0
+
+
+def test_first_block_form_on_2d(nnunet_env, models, phantom_2d):
+    fold = models.fold(phantom_2d, "nnUNetTrainerMTGTeacherFirstBlock_500iters", configuration="2d")
+    ckpt = _ckpt(fold)
+    first = ckpt["network_weights"]["encoder.stages.0.0.convs.0.block.conv.weight"]
+    assert first.shape == (16, 1, 3, 3)  # cpu_2d's 16 first-stage features, grouped by the 4 modalities
+    assert "encoder.stages.0.0.convs.0.anchor.logits" in ckpt["network_weights"]
+    assert not any(k.startswith("stem.") for k in ckpt["network_weights"])  # no stem in front of the encoder
+    values = ckpt["logging"]["train_anchor_align"]
+    assert all(np.isfinite(values)) and min(values) > 0
