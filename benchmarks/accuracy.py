@@ -238,6 +238,27 @@ class Experiment:
         left = sum(not self.trained(t, f) for t, f in self.planned)
         eta = left * sum(self.durations) / len(self.durations) / min(self.a.jobs, max(left, 1))
         log(f"    done in {self.durations[-1] / 60:.1f} min; {left} trainings left, about {eta / 3600:.1f} h")
+        if self.a.evaluate_each:
+            self.table_as_trained(trainer, fold)
+
+    def table_as_trained(self, trainer: str, fold: int) -> None:
+        """Evaluate one freshly trained model-fold on the test cases (into the cache the run's final evaluation
+        reuses) and merge its rows into --results' per-case table of the trainer, so an interrupted grid has every
+        finished model's table, ready to commit and to pass to --tables."""
+        from accuracy_report import write_run_json
+        from nnunetv2_mtg.report import PER_CASE_FIELDS, read_csv, write_csv_atomic
+
+        group = "students" if trainer in STUDENTS else "teachers"
+        out = os.path.join(self.ws, "evaluation", group)
+        self.evaluate([trainer], [fold], out)
+        folder = os.path.join(os.path.abspath(self.a.results), "accuracy", "per_case")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{trainer}.csv.gz")
+        rows = [r for r in read_csv(path) if r["fold"] != str(fold)] if os.path.isfile(path) else []
+        rows += read_csv(os.path.join(out, variant(trainer, self.a.iterations), "per_case.csv"))
+        write_csv_atomic(path, PER_CASE_FIELDS, sorted(rows, key=lambda r: (int(r["fold"]), r["case"])))
+        write_run_json(folder, self.dataset, self.plans, self.a.c, self.a.iterations)
+        log(f"    {trainer} fold {fold} evaluated: {os.path.relpath(path)}")
 
     def run_jobs(self, jobs: list[tuple[str, int]]) -> None:
         """Train `jobs`, --jobs of them at once, fold by fold in the order of --trainers (so the main comparisons can
@@ -411,6 +432,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                                              "baselines and the best MTG form")
     p.add_argument("--jobs", type=int, default=1, help="trainings run at once (default 1); on a GPU a small plan "
                                                        "leaves the card mostly idle, so several fit side by side")
+    p.add_argument("--evaluate-each", action="store_true", help="evaluate every model as soon as it is trained and "
+                                                                 "write its per-case table to --results (what an "
+                                                                 "interrupted grid keeps; --tables reads them)")
     p.add_argument("--train-only", action="store_true", help="train every model and stop (evaluate later, "
                                                               "e.g. on another machine, by the same command)")
     p.add_argument("--train-cases", type=int, default=40, help="phantom training cases (default 40)")
@@ -425,6 +449,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if a.tables and not os.path.isdir(a.tables):
         p.error(f"--tables {a.tables} is not a folder: pass the per_case/ folder beside an earlier RESULTS.md, "
                 "e.g. docs/accuracy_default/accuracy/per_case")
+    if a.evaluate_each and (a.train_only or a.screening):
+        p.error("--evaluate-each evaluates every model as it is trained: not with --train-only or --screening")
     if a.train_only and a.screening:
         p.error("--screening chooses the MTG form by evaluating fold 0, so it cannot be --train-only: "
                 "train the whole grid with --train-only, or screen without it")

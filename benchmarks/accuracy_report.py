@@ -139,6 +139,13 @@ def _pct(v: float) -> str:
     return "n/a" if v != v else f"{100 * v:.2f}"
 
 
+def write_run_json(folder: str, dataset: str, plans: str, configuration: str, iterations: int) -> None:
+    """run.json beside the per-case tables: what --tables checks before reusing them."""
+    with open(os.path.join(folder, "run.json"), "w") as f:
+        json.dump({"dataset": dataset, "plans": plans, "configuration": configuration, "iterations": iterations}, f,
+                  indent=1)
+
+
 def write_results(exp, trainers: list[str], finalists: list[str], best: str | None, groups: dict, ev: str,
                   gap_out: str, gap_fold: int | None, runs: list[dict]) -> str:
     a = exp.a
@@ -170,8 +177,7 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
               "| trainer | folds | WT | TC | ET | mean (SD over folds) | per fold | full input: mean (SD) |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     os.makedirs(os.path.join(csv_dir, "per_case"), exist_ok=True)
-    with open(os.path.join(csv_dir, "per_case", "run.json"), "w") as f:  # what --tables checks before reusing them
-        json.dump({"dataset": exp.dataset, "plans": exp.plans, "configuration": a.c, "iterations": it}, f, indent=1)
+    write_run_json(os.path.join(csv_dir, "per_case"), exp.dataset, exp.plans, a.c, it)
     for name, (group, reference) in groups.items():
         group_rows = {}
         for t in group:

@@ -1,4 +1,4 @@
-"""The alignment forms of the MTG trainers (DESIGN.md section 3), read from a trainer's class attributes.
+"""The alignment forms of the MTG trainers (docs/design.md), read from a trainer's class attributes.
 
 A form says where the representation is pulled onto an anchor:
 - `aligned_stages`: encoder stages with a Gaussian head and the KL to N(0, I) (`(-1,)` the bottleneck,
@@ -13,8 +13,8 @@ A form says where the representation is pulled onto an anchor:
 The shipped trainers use one of these each; a subclass may combine them. The attributes are checked at
 trainer start, before nnU-Net creates any folder, so a typo in a user's subclass costs nothing.
 
-Each form class below also carries its trainer's `lambda_align`; every shipped form uses 0.1, the weight the
-three-fold accuracy experiment measured (docs/RESULTS.md).
+Each form class below also carries its trainer's `lambda_align`; the weights are the ones the accuracy experiment
+measured (docs/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -174,16 +174,14 @@ class MixtureStem:
 
 
 class MixtureStemForm(MixtureStem):
-    """The mixture stem with the scale-invariant loss (issue 16: rescaling the features cannot lower it). Measured
-    3.9 Dice below the raw loss over three folds (docs/RESULTS.md), so it is a named form, not the default."""
+    """The mixture stem with the scale-invariant loss: rescaling the features cannot lower it."""
 
     anchor_loss = "invariant"
 
 
 class MixtureStemRawLossForm(MixtureStem):
-    """The mixture stem with the scale-dependent loss (mean squared distance), the default: the most accurate MTG
-    teacher of the three-fold experiment. Its falling loss is no evidence of alignment (shrinking the features lowers
-    it); the gap check (`nnUNetv2_mtg_gap`) is."""
+    """The mixture stem with the scale-dependent loss (mean squared distance), the default form. Its falling loss is
+    no evidence of alignment (shrinking the features lowers it); the gap check (`nnUNetv2_mtg_gap`) is."""
 
     anchor_loss = "raw"
 

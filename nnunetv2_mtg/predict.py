@@ -284,6 +284,27 @@ def convert_labels(staging: str, out: str, names: list[str], ending: str, reader
         os.remove(src)
 
 
+def write_pictures(out: str, predicted: str, cases: list[InputCase], rows: list[dict], ending: str, reader_writer,
+                   dataset_json: dict) -> None:
+    """<case>.png in `out` for each case: its channels (the missing ones named), the prediction in `predicted` (the
+    dataset's own labels) over the first present channel, on the slice with the most predicted tumour."""
+    from nnunetv2_mtg.expectations import channel_label
+    from nnunetv2_mtg.figures import draw_case, label_colours
+    from nnunetv2_mtg.modalities import channel_names, modality_names
+
+    colours = label_colours(dataset_json)
+    labels = [channel_label(n, m) for n, m in zip(channel_names(dataset_json), modality_names(dataset_json))]
+    record = {r["case"]: r for r in rows}
+    for case in cases:
+        channels = [reader_writer.read_images([f])[0][0] if f else None for f in case.files]
+        seg = reader_writer.read_seg(os.path.join(predicted, case.name + ending))[0][0]
+        path = os.path.join(out, case.name + ".png")
+        draw_case(path + ".tmp.png", channels, labels, seg, colours,
+                  title=f"{case.name} from {record[case.name]['channels_used']}")
+        os.replace(path + ".tmp.png", path)
+    print(f"{len(cases)} picture(s) of the predictions: {os.path.join(out, '<case>.png')}")
+
+
 # ---- the command
 
 
@@ -367,6 +388,9 @@ def run(a: argparse.Namespace) -> list[dict]:
             predictor.predict_from_files_sequential(lists, truncated, a.save_probabilities, True)
         else:
             predictor.predict_from_files(lists, truncated, a.save_probabilities, True, max(a.npp, 1), max(a.nps, 1))
+        if a.save_png:
+            write_pictures(a.o, target, todo, rows, ending, predictor.plans_manager.image_reader_writer_class(),
+                           dataset_json)
         if lookup is not None:
             convert_labels(target, a.o, [c.name for c in todo], ending,
                            predictor.plans_manager.image_reader_writer_class(), lookup)
@@ -401,6 +425,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--disable_tta", action="store_true", help="no test-time mirroring")
     p.add_argument("--save_probabilities", action="store_true", help="also write the probabilities (.npz/.pkl)")
     p.add_argument("--continue_prediction", action="store_true", help="skip cases whose output exists")
+    p.add_argument("--save_png", action="store_true", help="also write <case>.png: the axial slice with the most "
+                                                           "predicted tumour, every channel (missing ones named), "
+                                                           "the prediction over it")
     p.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name (default checkpoint_final.pth)")
     p.add_argument("-npp", type=int, default=int(os.environ.get("nnUNet_npp", 3)), help="preprocessing processes")
     p.add_argument("-nps", type=int, default=int(os.environ.get("nnUNet_nps", 3)), help="export processes")

@@ -45,10 +45,17 @@ class SmokeSchedule(NoTestTimeMirroring):
 
 
 class DemoSchedule(NoTestTimeMirroring, FixedEpochs):
-    """`make demo`'s schedule: one epoch of 250 iterations and a final validation without test-time mirroring
-    (13-25 s less per model on 2 CPU cores, docs/measurements.md)."""
+    """`make demo`'s schedule: epochs of 250 iterations, as many as the configuration's CPU-sized network needs to
+    segment within the demo's minutes (`demo_epochs`: 2d converges on a CPU, 3d gets one epoch), and a final
+    validation without test-time mirroring."""
 
     epochs = 1
+    demo_epochs = {"2d": 8}
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = self.demo_epochs.get(configuration, self.epochs)
 
 
 class FixedIterations:

@@ -1,4 +1,4 @@
-"""Per-modality features aligned to a learnable anchor (the authors' own form of alignment, DESIGN.md section 3).
+"""Per-modality features aligned to a learnable anchor (the authors' own form of alignment, docs/design.md).
 
 A modality block is a convolution grouped by modality (groups = number of modalities) with its norm and
 nonlinearity: every modality gets its own shallow features f_m. It sits either in front of nnU-Net's encoder
@@ -25,8 +25,8 @@ The loss `invariant` is invariant to a common rescaling of the aligned features:
 divided by the features' own variance, the Gaussian is fitted to the standardised features (and a missing
 modality gets the anchor mean de-standardised). `raw` is the scale-dependent loss: a norm with learnable scale
 in the block, followed by the encoder's own norm, lets it fall by shrinking the features without aligning
-anything, so its curve is no evidence of alignment. The default teacher uses `raw` anyway, because it was the
-more accurate of the two over three folds (forms.py, docs/RESULTS.md).
+anything, so its curve is no evidence of alignment. Which one the default teacher uses is decided by the accuracy
+experiment (docs/RESULTS.md), not here.
 """
 from __future__ import annotations
 

@@ -64,13 +64,24 @@ def test_default_teacher_and_student_on_2d(nnunet_env, models, phantom_2d, tmp_p
         shutil.copy(os.path.join(raw, "imagesTs", f"{case}_{c:04d}.nii.gz"), folder)
     out = tmp_path / "out"
     p = run_cli(["nnUNetv2_mtg_predict", "-i", str(folder), "-o", str(out), "-d", str(phantom_2d["id"]), "-c", "2d",
-                 "-p", PLANS, "-tr", STUDENT, "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "0"],
-                nnunet_env)
+                 "-p", PLANS, "-tr", STUDENT, "-f", "0", "-device", "cpu", "--disable_tta", "-npp", "0", "-nps", "0",
+                 "--save_png"], nnunet_env)
     assert f"{case}: T1+T1ce+T2 (missing: Flair)" in p.stdout
+    assert sorted(os.listdir(out)) == sorted([f"{case}.nii.gz", f"{case}.png", "dataset.json", "plans.json",
+                                              "predict_from_raw_data_args.json", "mtg_predict.json",
+                                              "mtg_predict.csv"])
     pred = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz")))
     scored = ev / STUDENT / "fold_0" / "predictions" / "T1_T1ce_T2" / f"{case}.nii.gz"
     assert np.array_equal(pred, sitk.GetArrayFromImage(sitk.ReadImage(str(scored))))
     assert pred.max() > 0
+
+
+def test_demo_schedule_on_2d(phantom_2d, start_trainer):
+    """`make demo` trains 2d: eight epochs there (one in 3d, test_ext_trainer), no test-time mirroring."""
+    demo = start_trainer(phantom_2d, "nnUNetTrainerMTGTeacher_demo", configuration="2d", plans=PLANS)
+    assert demo.num_epochs == 8 and demo.num_iterations_per_epoch == 250
+    assert tuple(demo.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[-1]) == (0, 1)
+    assert demo.inference_allowed_mirroring_axes is None
 
 
 def test_first_block_form_on_2d(nnunet_env, models, phantom_2d):

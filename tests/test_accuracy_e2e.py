@@ -20,8 +20,10 @@ def _run(env, ws, results, *extra, ok=True):
 
 def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     ws, results = tmp_path / "ws", tmp_path / "docs"
-    out = _run(nnunet_env, ws, results)
+    out = _run(nnunet_env, ws, results, "--evaluate-each")
     assert "[1/2] training nnUNetTrainer_10iters fold 0" in out and "[2/2] training" in out
+    # each model evaluated as it landed, its table written; the final evaluation found them in its cache
+    assert out.index("nnUNetTrainer fold 0 evaluated: ") < out.index("[2/2] training")
     assert "trainings left, about" in out  # the time estimate after the first training
     md = (results / "RESULTS.md").read_text()
     for heading in ("## Mean Dice over the 15 modality subsets", "## Paired differences",

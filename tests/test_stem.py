@@ -280,7 +280,7 @@ def test_first_block_form_on_both_unets(kind):
 
 @pytest.mark.parametrize("trainer", ["nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock"])
 def test_invariant_teachers_alignment_term_survives_shrinking_its_norm(trainer):
-    """Issue 16's check on the invariant forms' networks: the aligned features' norm scale and shift x 0.05 change
+    """The scale-invariance check on the invariant forms' networks: the aligned features' norm scale and shift x 0.05 change
     the alignment term by less than 2x (the default's raw loss falls by s^2, see
     test_invariant_loss_ignores_a_rescaling_raw_does_not), and the prediction not at all."""
     import nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher as module

@@ -1,4 +1,4 @@
-"""MTG students (DESIGN.md section 3): aligned like their teacher, see missing modalities, learn from the frozen
+"""MTG students (docs/design.md): aligned like their teacher, see missing modalities, learn from the frozen
 MTG teacher of the same form, dataset, plans, configuration and fold.
 
 loss = nnU-Net's loss + lambda_kd * KD(teacher logits)

@@ -1,11 +1,10 @@
-"""MTG teachers: modality masking + alignment to an anchor (DESIGN.md section 3), one trainer per form.
+"""MTG teachers: modality masking + alignment to an anchor (docs/design.md), one trainer per form.
 
 loss = nnU-Net's loss + lambda_align * (KL(q(z | x * m) || N(0, I)) at the aligned encoder stages
                                         and/or the stem anchor loss)
 
-`nnUNetTrainerMTGTeacher` has the default form, the mixture stem with the scale-dependent (raw) loss at weight 0.1:
-the most accurate MTG teacher of the three-fold accuracy experiment, 3.9 Dice above the scale-invariant loss
-(docs/RESULTS.md; README says what that does and does not show). The named forms are `...Bottleneck` (Gaussian head
+`nnUNetTrainerMTGTeacher` has the default form, the mixture stem with the scale-dependent (raw) loss at weight 0.1
+(why: docs/RESULTS.md). The named forms are `...Bottleneck` (Gaussian head
 on the bottleneck), `...AllStages` (on every stage, free bits), `...Mixture` (the mixture stem with the
 scale-invariant loss), `...Standin` and `...Gaussian` (modality stem with that anchor kind, invariant loss),
 `...MixtureRawLoss` (the default, by the name the experiment trains) and `...FirstBlock` (nnU-Net's first
