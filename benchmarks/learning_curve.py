@@ -84,9 +84,8 @@ def score(per_case: str, full: str) -> tuple[float, float]:
     from nnunetv2_mtg.report import read_csv
 
     table = statistics.dice_table(read_csv(per_case))
-    cells = lambda s: [v for k, v in table.items() if k[2] == s and k[3] == statistics.MEAN]  # noqa: E731
-    mean = lambda vs: 100 * sum(vs) / len(vs)  # noqa: E731
-    return mean(cells(statistics.MEAN)), mean(cells(full))
+    (over_subsets,), (full_input,) = (statistics.fold_means(table, s).values() for s in (statistics.MEAN, full))
+    return 100 * over_subsets, 100 * full_input
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The converged 2d grid, resumable (run it again to continue; finished models and evaluations are kept):
+#   bash benchmarks/grid_2d.sh ITERATIONS [WORKSPACE] [RESULTS]
+# 1. the noise floor: dropout fold 0 trained a second time; 2. the main comparisons over folds 0-4; 3. the forms in
+# contention over folds 0-2 (the main trainers' folds 0-2 are reused from step 2). Every model's per-case table is
+# written to RESULTS as soon as it is evaluated (--evaluate-each). ITERATIONS comes from the learning curve
+# (docs/learning_curve/learning_curve.md).
+set -euo pipefail
+B="${1:?usage: grid_2d.sh ITERATIONS [WORKSPACE] [RESULTS]}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+WS="${2:-$HERE/results/accuracy_2d}"
+OUT="${3:-$HERE/../docs/accuracy_2d}"
+PY="${PYTHON:-python}"
+MAIN=(nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacherMixtureRawLoss
+      nnUNetTrainerKDStudent nnUNetTrainerMTGStudentMixtureRawLoss)
+FORMS=(nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacherMixtureRawLoss
+       nnUNetTrainerMTGTeacherMixture nnUNetTrainerMTGTeacherFirstBlock nnUNetTrainerKDStudent
+       nnUNetTrainerMTGStudentMixtureRawLoss nnUNetTrainerMTGStudentFirstBlock nnUNetTrainerProtoKDStudent)
+"$PY" "$HERE/noise_floor.py" -c 2d --iterations "$B" --workspace "$WS" --results "$OUT" || echo "noise floor failed; the grid goes on"
+"$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --folds 0 1 2 3 4 --trainers "${MAIN[@]}" --evaluate-each \
+  --workspace "$WS" --results "$OUT"
+"$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --folds 0 1 2 --trainers "${FORMS[@]}" --evaluate-each \
+  --workspace "$WS" --results "$OUT/forms"
