@@ -159,7 +159,8 @@ class Experiment:
                self.logfile("data"))
         preset = CPU_PRESETS.get(c)
         self.plans = self.a.p or (f"nnUNetPlans_{preset}" if self.a.device == "cpu" and preset else "nnUNetPlans")
-        if preset and self.plans == f"nnUNetPlans_{preset}" and not os.path.isfile(os.path.join(pre, self.plans + ".json")):
+        if preset and self.plans == f"nnUNetPlans_{preset}" and \
+                not os.path.isfile(os.path.join(pre, self.plans + ".json")):
             sh(["nnUNetv2_mtg_plans", "-d", str(self.dataset_id), "--preset", preset], self.logfile("data"))
 
     def logfile(self, name: str) -> str:
@@ -174,7 +175,8 @@ class Experiment:
         from nnunetv2_mtg.report import read_csv
 
         run = os.path.join(self.a.tables, "run.json")
-        this = {"dataset": self.dataset, "plans": self.plans, "configuration": self.a.c, "iterations": self.a.iterations}
+        this = {"dataset": self.dataset, "plans": self.plans, "configuration": self.a.c,
+                "iterations": self.a.iterations}
         that = None
         if os.path.isfile(run):
             with open(run) as f:

@@ -93,11 +93,14 @@ def linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def centre_patch(data: torch.Tensor, patch_size: tuple[int, ...], centre_of: torch.Tensor | None = None) -> torch.Tensor:
     """(C, ...) -> (1, C, *patch_size): the patch centred on the non-zero voxels of `centre_of` (default: of
-    data), zero-padded. Pass the same `centre_of` to cut the matching patch of another array."""
+    data), zero-padded. Pass the same `centre_of` to cut the matching patch of another array. A 2d patch of a
+    volume is cut from its slice through that centre along the first axis (the axis nnU-Net's 2d slices along)."""
     ref = data if centre_of is None else centre_of
     nonzero = (ref != 0).any(0).nonzero()
     centre = ((nonzero.min(0).values + nonzero.max(0).values) // 2).tolist() if len(nonzero) else \
         [s // 2 for s in ref.shape[1:]]
+    sliced = data.ndim - 1 - len(patch_size)  # leading axes a 2d network does not see
+    data, centre = data[(slice(None), *centre[:sliced])], centre[sliced:]
     out = torch.zeros((data.shape[0], *patch_size), dtype=data.dtype)
     src, dst = [], []
     for c, size, p in zip(centre, data.shape[1:], patch_size):

@@ -56,6 +56,18 @@ def test_default_teacher_and_student_on_2d(nnunet_env, models, phantom_2d, tmp_p
     assert float(dice[TEACHER]["T1+T1ce+T2+FLAIR"]["dice_WT"]) > 0.7
     assert float(dice[STUDENT]["T1+T1ce+T2+FLAIR"]["dice_WT"]) > 0.5
 
+    # the modality gap and bypass check on the 2d teacher: its stem and every stage, each subset against the full input
+    gap = tmp_path / "gap"
+    run_cli(["nnUNetv2_mtg_gap", "-d", str(phantom_2d["id"]), "-c", "2d", "-p", PLANS, "-tr", TEACHER, "-f", "0",
+             "-device", "cpu", "-i", os.path.join(raw, "imagesTs"), "-l", os.path.join(raw, "labelsTs"),
+             "-o", str(gap)], nnunet_env)
+    rows = list(csv.DictReader(open(gap / TEACHER / "gap.csv")))
+    assert {r["representation"] for r in rows} >= {"stem", "stage 0", "stage 3"}
+    assert len({r["subset"] for r in rows}) == 14
+    bypass = {r["representation"]: float(r["changed_fraction"])
+              for r in csv.DictReader(open(gap / TEACHER / "bypass.csv"))}
+    assert bypass["stem"] > 0  # the decoder reads the stem: replacing it by the anchor changes tumour voxels
+
     # prediction from a case folder without its FLAIR file: the zero-filled channel, what the evaluation scored
     case = sorted(os.listdir(os.path.join(raw, "labelsTs")))[0][:-len(".nii.gz")]
     folder = tmp_path / "in"

@@ -106,6 +106,21 @@ def test_fifteen_subsets_match_nnunet_and_cache(nnunet_env, phantom, mtg_teacher
         assert (os.path.getmtime(cache / f) == t) == (f != "T2.csv")
 
 
+def test_centre_patch_in_3d_and_of_a_2d_network():
+    from nnunetv2_mtg.gap import centre_patch
+
+    data = torch.zeros(2, 9, 10, 12)
+    data[1, 6, 4:7, 2:5] = torch.arange(9.0).view(3, 3) + 1  # the non-zero voxels, centred at (6, 5, 3)
+    patch3d = centre_patch(data, (3, 4, 4))
+    assert patch3d.shape == (1, 2, 3, 4, 4) and patch3d.sum() == data.sum()
+    patch2d = centre_patch(data, (4, 4))  # a 2d network: the slice z = 6 through the centre
+    assert patch2d.shape == (1, 2, 4, 4) and patch2d.sum() == data.sum()
+    assert torch.equal(patch2d[0, 1, 1:4, 1:4], data[1, 6, 4:7, 2:5])
+    seg = torch.zeros(1, 9, 10, 12)
+    seg[0, 6, 5, 3] = 1
+    assert centre_patch(seg, (4, 4), centre_of=data)[0, 0, 2, 2] == 1  # the matching patch of another array
+
+
 def test_gap_orders_a_channel_ignoring_model():
     """Constructed models: one whose first convolution ignores FLAIR, one that uses it."""
     torch.manual_seed(0)

@@ -29,8 +29,8 @@ add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTraine
                        val_iterations=2)
 
 
-# <trainer>_500iters: two nnU-Net epochs (2 validation iterations each), enough for a cpu_2d model of the suite's phantom to
-# segment
+# <trainer>_500iters: two nnU-Net epochs (2 validation iterations each), enough for a cpu_2d model of the suite's
+# phantom to segment
 add_iteration_variants(globals(), 500, nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent,
                        nnUNetTrainerMTGTeacherFirstBlock, val_iterations=2)
 
