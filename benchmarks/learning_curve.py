@@ -1,7 +1,7 @@
 """Where do the models stop learning? Test Dice against the training budget, each budget its own training.
 
     python benchmarks/learning_curve.py [-c 2d] [--budgets 500 1000 2000 4000] [--trainers T ...] [--fold 0]
-                                        [--workspace DIR] [--results docs/learning_curve]
+                                        [--workspace DIR] [--results docs/learning_curve] [--extend]
 
 nnU-Net's learning rate decays over the whole budget, so a budget is a schedule, not a checkpoint of a longer run:
 every budget is trained from scratch as `<trainer>_<N>iters` (the accuracy experiment's variants, same data and
@@ -10,6 +10,8 @@ Writes learning_curve.csv, learning_curve.md and learning_curve.png (mean Dice o
 modalities against iterations, one line per trainer) to --results. The converged budget is the smallest at which
 both figures of every trainer are within --tolerance Dice points of the largest budget's. Resumable: trained models
 and evaluated subsets are kept in the workspace (shared with benchmarks/accuracy.py) and skipped when run again.
+--extend adds budgets to the table already in --results (its rows for other budgets are kept, with its commands),
+so a longer budget can be added without the earlier models' workspace.
 """
 from __future__ import annotations
 
@@ -64,9 +66,9 @@ def plot(path: str, rows: list[dict]) -> None:
     plt.close(fig)
 
 
-def markdown(rows: list[dict], budget: int | None, tolerance: float, command: str, header: list[str]) -> str:
-    lines = ["# Learning curve", "", "Written by `benchmarks/learning_curve.py`.", "", f"- command: `{command}`",
-             *header, "", "| trainer | iterations | mean Dice, 15 subsets | full input | training min |",
+def markdown(rows: list[dict], budget: int | None, tolerance: float, commands: list[str], header: list[str]) -> str:
+    lines = ["# Learning curve", "", "Written by `benchmarks/learning_curve.py`.", "",
+             *(f"- command: `{c}`" for c in commands), *header, "", "| trainer | iterations | mean Dice, 15 subsets | full input | training min |",
              "| --- | ---: | ---: | ---: | ---: |"]
     for r in sorted(rows, key=lambda r: (r["trainer"], int(r["iterations"]))):
         lines.append(f"| `{r['trainer']}` | {r['iterations']} | {float(r['mean_dice_15_subsets']):.1f} | "
@@ -99,12 +101,25 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tolerance", type=float, default=1.0, help="Dice points from the largest budget (default 1)")
     p.add_argument("--workspace", default=os.path.join(HERE, "results", "accuracy_2d"))
     p.add_argument("--results", default=os.path.join(REPO, "docs", "learning_curve"))
+    p.add_argument("--extend", action="store_true",
+                   help="keep the rows (and commands) of the table already in --results for budgets not trained now")
     a = p.parse_args(argv)
     low = [b for b in a.budgets if b < MIN_BUDGET]
     if low:
         p.error(f"--budgets {low}: a budget below one nnU-Net epoch ({MIN_BUDGET} iterations) is not a schedule; "
                 f"give budgets of at least {MIN_BUDGET}")
+    if a.extend and not os.path.isfile(os.path.join(a.results, "learning_curve.csv")):
+        p.error(f"--extend: no learning_curve.csv in {a.results} to extend; run without --extend first")
     return a
+
+
+def earlier(results: str, budgets: list[int]) -> tuple[list[dict], list[str]]:
+    """The rows of the table in `results` for budgets other than `budgets`, and the commands that measured them."""
+    with open(os.path.join(results, "learning_curve.csv"), newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["iterations"]) not in budgets]
+    with open(os.path.join(results, "learning_curve.md")) as f:
+        commands = [line.split("`")[1] for line in f if line.startswith("- command: `")]
+    return rows, commands
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -114,7 +129,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     import accuracy
     from accuracy_report import machine
 
-    rows, header = [], []
+    rows, commands = earlier(a.results, a.budgets) if a.extend else ([], [])
+    commands.append(command)
+    header = []
     for budget in sorted(set(a.budgets)):
         exp_args = ["-c", a.c, "--device", a.device, "--iterations", str(budget), "--folds", str(a.fold),
                     "--trainers", *a.trainers, "--workspace", a.workspace] + (["-p", a.p] if a.p else [])
@@ -136,7 +153,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                   f"- machine: {machine(a.device)}, ended {time.strftime('%Y-%m-%d %H:%M')}",
                   "- Dice x100 on the test cases, mean of WT, TC, ET; one training per budget (one draw: the noise "
                   "of a retraining is measured separately, docs/RESULTS.md)"]
-        write(a, rows, command, header)
+        write(a, rows, commands, header)
     return rows
 
 
@@ -159,7 +176,7 @@ def training_minutes(fold_dir: str) -> float:
     return sum(e - s for s, e in zip(log["epoch_start_timestamps"], log["epoch_end_timestamps"])) / 60
 
 
-def write(a: argparse.Namespace, rows: list[dict], command: str, header: list[str]) -> None:
+def write(a: argparse.Namespace, rows: list[dict], commands: list[str], header: list[str]) -> None:
     """The table, Markdown and plot of what is measured so far (after every budget: an interrupted run keeps them)."""
     os.makedirs(a.results, exist_ok=True)
     with open(os.path.join(a.results, "learning_curve.csv"), "w", newline="") as f:
@@ -168,7 +185,7 @@ def write(a: argparse.Namespace, rows: list[dict], command: str, header: list[st
         w.writerows(rows)
     budget = converged_budget(rows, a.tolerance)
     with open(os.path.join(a.results, "learning_curve.md"), "w") as f:
-        f.write(markdown(rows, budget, a.tolerance, command, header))
+        f.write(markdown(rows, budget, a.tolerance, commands, header))
     plot(os.path.join(a.results, "learning_curve.png"), rows)
 
 
