@@ -41,23 +41,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BIN = os.path.dirname(sys.executable)
 PHANTOM_ID = 960
-FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "MixtureRawLoss", "Standin", "FirstBlock")
-STUDENT_FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "MixtureRawLoss", "Standin", "FirstBlock")
-STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerKDStudent",
-                               "nnUNetTrainerProtoKDStudent")
-NOALIGN = "nnUNetTrainerMTGTeacherNoAlign"
+sys.path.insert(0, HERE)
+from lineup import (DROPOUT, FORM_STUDENTS, KD, NOALIGN, PROTOKD, STOCK, STUDENTS, TEACHER_PREFIX, TEACHERS,  # noqa: E402
+                    module_of, teacher_of)
 CPU_PRESETS = {"3d_fullres": "cpu_tiny", "2d": "cpu_2d"}  # the plans preset a CPU run trains on
-TEACHERS = [STOCK, DROPOUT, NOALIGN] + [f"nnUNetTrainerMTGTeacher{f}" for f in FORMS]
-STUDENTS = [KD, PROTOKD] + [f"nnUNetTrainerMTGStudent{f}" for f in STUDENT_FORMS]
-TEACHER_OF = {KD: DROPOUT, PROTOKD: DROPOUT,
-              **{f"nnUNetTrainerMTGStudent{f}": f"nnUNetTrainerMTGTeacher{f}" for f in STUDENT_FORMS}}
-# where each trainer's class lives, for the iteration variants
-MODULES = {STOCK: "nnunetv2.training.nnUNetTrainer.nnUNetTrainer", DROPOUT: "nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout",
-           KD: "nnunetv2_mtg.trainers.nnUNetTrainerKDStudent", PROTOKD: "nnunetv2_mtg.trainers.nnUNetTrainerProtoKDStudent",
-           NOALIGN: "nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher",
-           **{f"nnUNetTrainerMTGTeacher{f}": "nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher" for f in FORMS},
-           **{f"nnUNetTrainerMTGStudent{f}": "nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent" for f in STUDENT_FORMS}}
-
 
 def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -88,7 +75,7 @@ def write_variants(folder: str, trainers: list[str], iterations: int) -> None:
     os.makedirs(folder, exist_ok=True)
     for t in trainers:
         text = "\n".join(['"""Written by benchmarks/accuracy.py: the same training budget for every trainer."""',
-                          "from nnunetv2_mtg.schedules import add_iteration_variants", f"from {MODULES[t]} import {t}",
+                          "from nnunetv2_mtg.schedules import add_iteration_variants", f"from {module_of(t)} import {t}",
                           f"add_iteration_variants(globals(), {iterations}, {t})"]) + "\n"
         path = os.path.join(folder, f"{variant(t, iterations)}.py")
         if not os.path.isfile(path) or open(path).read() != text:
@@ -111,7 +98,7 @@ def to_train(trainers: list[str], folds: list[int], reused: set[tuple[str, int]]
     """(trainer, fold) to train, fold by fold in the order of `trainers`: all but the reused ones, and the teacher of
     every student to train even where the teacher itself is reused (a table cannot teach)."""
     needed = {(t, f) for f in folds for t in trainers if (t, f) not in reused}
-    needed |= {(TEACHER_OF[t], f) for t, f in needed if t in TEACHER_OF}
+    needed |= {(teacher_of(t), f) for t, f in needed if teacher_of(t)}
     return [(t, f) for f in folds for t in trainers if (t, f) in needed]
 
 
@@ -274,11 +261,11 @@ class Experiment:
         running: dict = {}
         with ThreadPoolExecutor(self.a.jobs) as pool:
             while pending or running:
-                lost = [j for j in pending if (TEACHER_OF.get(j[0]), j[1]) in {f for f, _ in failed}]
+                lost = [j for j in pending if (teacher_of(j[0]), j[1]) in {f for f, _ in failed}]
                 for job in lost:
                     pending.remove(job)
-                    failed.append((job, f"its teacher {TEACHER_OF[job[0]]} fold {job[1]} failed"))
-                ready = [j for j in pending if TEACHER_OF.get(j[0]) is None or self.trained(TEACHER_OF[j[0]], j[1])]
+                    failed.append((job, f"its teacher {teacher_of(job[0])} fold {job[1]} failed"))
+                ready = [j for j in pending if teacher_of(j[0]) is None or self.trained(teacher_of(j[0]), j[1])]
                 for job in ready[:self.a.jobs - len(running)]:
                     pending.remove(job)
                     running[pool.submit(self.train, *job)] = job
@@ -318,11 +305,9 @@ class Experiment:
         if os.path.isfile(path):
             with open(path) as f:
                 return json.load(f)["form"]
-        students = [f"nnUNetTrainerMTGStudent{f}" for f in STUDENT_FORMS]
         out = os.path.join(self.ws, "selection")
-        self.evaluate(students, [0], out, test_cases=False)
-        scores = {f: self.mean_dice(os.path.join(out, variant(f"nnUNetTrainerMTGStudent{f}", self.a.iterations)))
-                  for f in STUDENT_FORMS}
+        self.evaluate(list(FORM_STUDENTS.values()), [0], out, test_cases=False)
+        scores = {f: self.mean_dice(os.path.join(out, variant(s, self.a.iterations))) for f, s in FORM_STUDENTS.items()}
         best = max(scores, key=scores.get)
         with open(path, "w") as f:
             json.dump({"form": best, "mean_dice_on_fold0_validation": scores}, f, indent=1)
@@ -341,20 +326,20 @@ class Experiment:
         t_start = time.time()
         self.prepare_data()
         trainers = self.a.trainers or TEACHERS + STUDENTS
-        unknown = [t for t in trainers if t not in MODULES]
+        unknown = [t for t in trainers if t not in TEACHERS + STUDENTS]
         if unknown:
-            raise SystemExit(f"unknown trainers {unknown}; known: {', '.join(MODULES)}")
+            raise SystemExit(f"unknown trainers {unknown}; known: {', '.join(TEACHERS + STUDENTS)}")
         write_variants(self.ext, trainers, self.a.iterations)
         folds = self.a.folds
         if self.a.screening:
-            forms = [f for f in STUDENT_FORMS if f"nnUNetTrainerMTGStudent{f}" in trainers]
+            forms = [f for f, s in FORM_STUDENTS.items() if s in trainers]
             first = [(t, folds[0]) for t in trainers]
             self.planned = list(first)
             self.jobs_total = len(first) + 6 * (len(folds) - 1)  # the finalists' count, known after the choice
             self.run_jobs(first)
             best = self.select_form() if len(forms) > 1 else forms[0]
             finalists = [t for t in trainers if t in (STOCK, DROPOUT, NOALIGN, KD, PROTOKD)
-                         or t in (f"nnUNetTrainerMTGTeacher{best}", f"nnUNetTrainerMTGStudent{best}")]
+                         or t in (TEACHER_PREFIX + best, FORM_STUDENTS[best])]
             rest = [(t, f) for f in folds[1:] for t in finalists]
             self.planned += rest
             self.jobs_total = len(self.planned)

@@ -53,17 +53,12 @@ def _commit() -> str:
     return proc.stdout.strip() or "unknown"
 
 
-def _short(name: str, iterations: int) -> str:
-    return name.removesuffix(f"_{iterations}iters")
-
-
 def comparisons(trainers: list[str]) -> list[tuple[str, str, list[str]]]:
     """(title, reference, trainers compared with it): every teacher against modality dropout, every MTG teacher
     against the no-alignment ablation (what the alignment itself buys), the other MTG forms against the default
     mixture stem (a form replaces the default only if it is not worse), every student against the KD student."""
-    from accuracy import DROPOUT, KD, NOALIGN, STOCK, STUDENTS, TEACHERS
+    from lineup import DEFAULT_TEACHER as default, DROPOUT, KD, NOALIGN, STOCK, STUDENTS, TEACHERS
 
-    default = "nnUNetTrainerMTGTeacherMixtureRawLoss"  # nnUNetTrainerMTGTeacher by the name the grid trains
     teachers = [t for t in trainers if t in TEACHERS]
     students = [t for t in trainers if t in STUDENTS]
     mtg = [t for t in teachers if t.startswith("nnUNetTrainerMTGTeacher") and t != NOALIGN]

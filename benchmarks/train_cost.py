@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workspace import make_workspace, write_brats_like_plans, write_json  # noqa: E402  (sets nnU-Net's variables first)
-from train_step import FORMS, _batches, _build, _save_teachers  # noqa: E402
+from train_step import FORMS, batches, build, save_teachers  # noqa: E402
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", *[f"nnUNetTrainerMTGTeacher{f}" for f in FORMS],
             "nnUNetTrainerKDStudent", "nnUNetTrainerProtoKDStudent", "nnUNetTrainerMTGStudentMixture",
@@ -61,13 +61,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     device = torch.device("cpu")
     plans = write_brats_like_plans(ws["name"], a.patch)
-    batch = _batches(ws["name"], plans, device, 1)[0]
-    _save_teachers(ws["name"], plans)
+    batch = batches(ws["name"], plans, device, 1)[0]
+    save_teachers(ws["name"], plans)
     result = {}
     for name in a.trainers:
         torch.manual_seed(0)
         np.random.seed(0)  # students draw their subsets: the same draw for every student
-        flops, saved = step_cost(_build(name, ws["name"], plans, device), batch)
+        flops, saved = step_cost(build(name, ws["name"], plans, device), batch)
         result[name] = {"flops": flops, "saved_bytes": saved}
     stock = result[a.trainers[0]]
     print(f"torch {torch.__version__}, plans {plans} (BraTS-2021 network, patch {'x'.join(map(str, a.patch))}, batch "

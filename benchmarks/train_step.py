@@ -22,23 +22,26 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workspace import make_workspace, write_brats_like_plans, write_json  # noqa: E402  (sets nnU-Net's variables before nnunetv2 is imported)
 
-FORMS = ("Bottleneck", "AllStages", "Mixture", "Gaussian", "Standin", "FirstBlock")
-TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", *[f"nnUNetTrainerMTGTeacher{f}" for f in FORMS],
-            "nnUNetTrainerKDStudent", "nnUNetTrainerProtoKDStudent", *[f"nnUNetTrainerMTGStudent{f}" for f in FORMS]]
-# the students' paired teachers
-TEACHERS = ("nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacher", *[f"nnUNetTrainerMTGTeacher{f}" for f in FORMS])
+from lineup import DEFAULT_FORM, DROPOUT, KD, PROTOKD, STOCK, STUDENT_PREFIX, TEACHER_PREFIX  # noqa: E402
+from nnunetv2_mtg.forms import FORMS as ALL_FORMS  # noqa: E402
+
+# the default form by its user-facing names (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent), the others by theirs
+FORMS = ("",) + tuple(f for f in ALL_FORMS if f != DEFAULT_FORM)
+TRAINERS = [STOCK, DROPOUT, *[TEACHER_PREFIX + f for f in FORMS if f], KD, PROTOKD,
+            *[STUDENT_PREFIX + f for f in FORMS if f]]
+TEACHERS = (DROPOUT, *[TEACHER_PREFIX + f for f in FORMS])  # the students' paired teachers
 
 
-def _save_teachers(dataset: str, plans: str) -> None:
+def save_teachers(dataset: str, plans: str) -> None:
     """Untrained teacher checkpoints where the students look for them (their weights do not change the cost)."""
     import torch
 
     for name in TEACHERS:
-        trainer = _build(name, dataset, plans, torch.device("cpu"))
+        trainer = build(name, dataset, plans, torch.device("cpu"))
         trainer.save_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
 
 
-def _build(name: str, dataset: str, plans: str, device):
+def build(name: str, dataset: str, plans: str, device):
     from nnunetv2.run.run_training import get_trainer_from_args
 
     trainer = get_trainer_from_args(dataset, "3d_fullres", 0, name, plans, device=device)
@@ -47,8 +50,8 @@ def _build(name: str, dataset: str, plans: str, device):
     return trainer
 
 
-def _batches(dataset: str, plans: str, device, n: int) -> list[dict]:
-    trainer = _build("nnUNetTrainer", dataset, plans, device)
+def batches(dataset: str, plans: str, device, n: int) -> list[dict]:
+    trainer = build("nnUNetTrainer", dataset, plans, device)
     os.environ["nnUNet_n_proc_DA"] = "0"
     tr, _ = trainer.get_dataloaders()
     return [next(tr) for _ in range(n)]
@@ -71,7 +74,7 @@ def _cpu_peak_child(name, dataset, plans, batches, queue):
     import torch
 
     before = _rss_kib("VmRSS")
-    trainer = _build(name, dataset, plans, torch.device("cpu"))
+    trainer = build(name, dataset, plans, torch.device("cpu"))
     for b in batches:
         trainer.train_step(b)
     queue.put((_rss_kib("VmHWM") - before) * 1024)
@@ -81,7 +84,7 @@ def peak_memory(name: str, dataset: str, plans: str, device, batches: list[dict]
     import torch
 
     if device.type == "cuda":
-        trainer = _build(name, dataset, plans, device)
+        trainer = build(name, dataset, plans, device)
         trainer.train_step(batches[0])
         _sync(device)
         torch.cuda.reset_peak_memory_stats()
@@ -139,10 +142,10 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(a.device)
     plans = a.p or ("nnUNetPlans_cpu_tiny" if a.device == "cpu" else write_brats_like_plans(ws["name"]))
     steps = a.steps or (10 if a.device == "cpu" else 30)
-    batches = _batches(ws["name"], plans, device, 4)
-    _save_teachers(ws["name"], plans)
+    batches = batches(ws["name"], plans, device, 4)
+    save_teachers(ws["name"], plans)
 
-    trainers = {name: _build(name, ws["name"], plans, device) for name in a.trainers}
+    trainers = {name: build(name, ws["name"], plans, device) for name in a.trainers}
     times = {name: [] for name in trainers}
     for i in range(a.warmup + steps):
         for name, trainer in trainers.items():  # interleaved: drifts hit every trainer alike

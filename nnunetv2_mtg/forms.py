@@ -213,3 +213,21 @@ class GaussianStemForm:
     stem_placement = "front"
     anchor_loss = "invariant"
     lambda_align = 0.1
+
+
+TEACHER_PREFIX, STUDENT_PREFIX = "nnUNetTrainerMTGTeacher", "nnUNetTrainerMTGStudent"
+
+# The shipped forms, by the suffix of their trainers' names: each gets nnUNetTrainerMTGTeacher<suffix>, its student
+# nnUNetTrainerMTGStudent<suffix> and their schedule variants (trainers/); the accuracy experiment's lineup is read
+# from here too. `MixtureRawLoss` is the default form by the name the accuracy experiment trains.
+FORMS: dict[str, type] = {"Bottleneck": BottleneckForm, "AllStages": AllStagesForm, "Mixture": MixtureStemForm,
+                          "Gaussian": GaussianStemForm, "MixtureRawLoss": MixtureStemRawLossForm,
+                          "Standin": StandinStemForm, "FirstBlock": FirstBlockForm}
+
+
+def form_trainer(base: type, prefix: str, suffix: str, form: type, module: str, **attributes) -> type:
+    """The class `<prefix><suffix>`: the form mixin before `base` (only `base` where it has the form already, as the
+    default teachers do), with `attributes`, as if written in `module`."""
+    name = prefix + suffix
+    bases = (base,) if issubclass(base, form) else (form, base)
+    return type(name, bases, {"__doc__": form.__doc__, **attributes, "__module__": module, "__qualname__": name})

@@ -46,8 +46,8 @@ def test_students_wait_for_their_teacher_and_at_most_jobs_run(tmp_path, monkeypa
     for kind, trainer, fold, _ in log:
         if kind == "end":
             ended.append((trainer, fold))
-        elif trainer in accuracy.TEACHER_OF:
-            assert (accuracy.TEACHER_OF[trainer], fold) in ended, f"{trainer} fold {fold} started before its teacher"
+        elif accuracy.teacher_of(trainer):
+            assert (accuracy.teacher_of(trainer), fold) in ended, f"{trainer} fold {fold} started before its teacher"
     assert os.environ["nnUNet_n_proc_DA"] == str(max(1, min(os.cpu_count() or 2, 12) // 3))
 
 
@@ -94,6 +94,29 @@ def test_jobs_run_fold_by_fold_in_the_given_order(tmp_path, monkeypatch):
     assert [(t, f) for kind, t, f, _ in log if kind == "start"] == [(t, f) for f in (0, 1) for t in order]
 
 
+def test_the_lineup_is_read_from_the_forms_and_the_students_own_teachers():
+    """The experiment's trainers come from nnunetv2_mtg.forms.FORMS and each student's `teacher_trainer`: the
+    names its committed tables use, every student with its paired teacher, every class importable from its module."""
+    import importlib
+
+    import lineup
+
+    forms = ["Bottleneck", "AllStages", "Mixture", "Gaussian", "MixtureRawLoss", "Standin", "FirstBlock"]
+    assert lineup.TEACHERS == ["nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacherNoAlign",
+                               *[f"nnUNetTrainerMTGTeacher{f}" for f in forms]]
+    assert lineup.STUDENTS == ["nnUNetTrainerKDStudent", "nnUNetTrainerProtoKDStudent",
+                               *[f"nnUNetTrainerMTGStudent{f}" for f in forms]]
+    teachers = {s: lineup.teacher_of(s) for s in lineup.STUDENTS + ["nnUNetTrainerMTGStudent"]}
+    assert teachers == {"nnUNetTrainerKDStudent": "nnUNetTrainerModalityDropout",
+                        "nnUNetTrainerProtoKDStudent": "nnUNetTrainerModalityDropout",
+                        "nnUNetTrainerMTGStudent": "nnUNetTrainerMTGTeacher",
+                        **{f"nnUNetTrainerMTGStudent{f}": f"nnUNetTrainerMTGTeacher{f}" for f in forms}}
+    assert all(lineup.teacher_of(t) is None for t in lineup.TEACHERS)
+    for t in lineup.TEACHERS + lineup.STUDENTS:
+        assert getattr(importlib.import_module(lineup.module_of(t)), t) is lineup.trainer_class(t)
+    assert lineup.module_of("nnUNetTrainer") == "nnunetv2.training.nnUNetTrainer.nnUNetTrainer"
+
+
 def test_results_name_the_commit_or_say_unknown_without_git(monkeypatch):
     import accuracy_report
 
@@ -107,7 +130,9 @@ def test_comparisons_pair_each_model_with_its_reference():
     everything at full input against stock; a block whose reference is absent is left out."""
     from accuracy_report import comparisons
 
-    default = "nnUNetTrainerMTGTeacherMixtureRawLoss"  # nnUNetTrainerMTGTeacher by the grid's name
+    from lineup import DEFAULT_TEACHER as default
+
+    assert default == "nnUNetTrainerMTGTeacherMixtureRawLoss"  # nnUNetTrainerMTGTeacher by the grid's name
     grid = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", default, "nnUNetTrainerMTGTeacherNoAlign",
             "nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock", "nnUNetTrainerKDStudent",
             "nnUNetTrainerMTGStudentMixtureRawLoss"]

@@ -155,3 +155,34 @@ def test_refuses_what_missing_as_zero_cannot_serve(nnunet_env, phantom, start_tr
                 start_trainer(phantom, trainer, configuration=configuration, plans="nnUNetPlans_refused")
             assert all(m in str(e.value) for m in messages), str(e.value)
             assert not os.path.exists(os.path.join(results, f"{trainer}__nnUNetPlans_refused__{configuration}"))
+
+
+USER_FORM = '''
+from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import declare_form
+
+
+class WideRawStem:
+    """A user's form: the mixture stem with 8 features per modality, the raw loss at weight 0.3."""
+
+    aligned_stages = ()
+    stem_anchor = "mixture"
+    stem_channels_per_modality = 8
+    anchor_loss = "raw"
+    lambda_align = 0.3
+
+
+declare_form(globals(), "WideRaw", WideRawStem)
+'''
+
+
+def test_a_form_of_your_own_is_one_declaration(nnunet_env, phantom, start_trainer, tmp_path):
+    """One mixin and one declare_form call in a file of the user's nnUNet_extTrainer folder give the teacher, its
+    student (taught by that teacher) and the schedule variants, found by stock nnU-Net's trainer lookup."""
+    (tmp_path / "my_forms.py").write_text(USER_FORM)
+    ext = os.pathsep.join([nnunet_env["nnUNet_extTrainer"], str(tmp_path)])
+    teacher = start_trainer(phantom, "nnUNetTrainerMTGTeacherWideRaw_smoke", nnUNet_extTrainer=ext)
+    assert (teacher.form.name, teacher.form.stem_channels, teacher.form.loss_kind) == ("stem-mixture-raw-loss", 8, "raw")
+    assert teacher.lambda_align == 0.3 and teacher.num_epochs == 2 and teacher.num_iterations_per_epoch == 10
+    with pytest.raises(UserInputError) as e:  # the student finds its own teacher by the declared name
+        start_trainer(phantom, "nnUNetTrainerMTGStudentWideRaw_5epochs", nnUNet_extTrainer=ext)
+    assert f"-tr nnUNetTrainerMTGTeacherWideRaw_5epochs" in str(e.value)

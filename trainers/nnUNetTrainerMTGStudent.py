@@ -1,15 +1,16 @@
 """MTG students (docs/design.md): aligned like their teacher, see missing modalities, learn from the frozen
-MTG teacher of the same form, dataset, plans, configuration and fold.
+MTG teacher of the same form, dataset, plans, configuration and fold. Every form in nnunetv2_mtg/forms.py `FORMS`
+gets `nnUNetTrainerMTGStudent<suffix>` here, taught by `nnUNetTrainerMTGTeacher<suffix>`; `declare_form` makes both
+for a form of your own (docs/design.md).
 
 loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
        + lambda_lat * (KL(teacher latent || student latent) and/or the stem features' distance to the teacher's)
        + lambda_align * (the student's own alignment terms)
 """
-from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, FirstBlockForm, GaussianStemForm, MixtureStemForm, \
-    StandinStemForm
+from nnunetv2_mtg.forms import FORMS, STUDENT_PREFIX, TEACHER_PREFIX, form_trainer
 from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
-from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import nnUNetTrainerMTGTeacher
+from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import declare_teacher, nnUNetTrainerMTGTeacher
 
 
 class nnUNetTrainerMTGStudent(DistillationMixin, nnUNetTrainerMTGTeacher):
@@ -18,34 +19,6 @@ class nnUNetTrainerMTGStudent(DistillationMixin, nnUNetTrainerMTGTeacher):
     lambda_kd = 1.0
     kd_temperature = 2.0
     lambda_lat = 0.1  # lambda_align: the form's (forms.py), as the teacher's
-
-
-class nnUNetTrainerMTGStudentBottleneck(BottleneckForm, nnUNetTrainerMTGStudent):
-    teacher_trainer = "nnUNetTrainerMTGTeacherBottleneck"
-
-
-class nnUNetTrainerMTGStudentAllStages(AllStagesForm, nnUNetTrainerMTGStudent):
-    teacher_trainer = "nnUNetTrainerMTGTeacherAllStages"
-
-
-class nnUNetTrainerMTGStudentMixture(MixtureStemForm, nnUNetTrainerMTGStudent):  # the scale-invariant loss
-    teacher_trainer = "nnUNetTrainerMTGTeacherMixture"
-
-
-class nnUNetTrainerMTGStudentMixtureRawLoss(nnUNetTrainerMTGStudent):  # the default, by the experiment's name
-    teacher_trainer = "nnUNetTrainerMTGTeacherMixtureRawLoss"
-
-
-class nnUNetTrainerMTGStudentGaussian(GaussianStemForm, nnUNetTrainerMTGStudent):
-    teacher_trainer = "nnUNetTrainerMTGTeacherGaussian"
-
-
-class nnUNetTrainerMTGStudentStandin(StandinStemForm, nnUNetTrainerMTGStudent):
-    teacher_trainer = "nnUNetTrainerMTGTeacherStandin"
-
-
-class nnUNetTrainerMTGStudentFirstBlock(FirstBlockForm, nnUNetTrainerMTGStudent):
-    teacher_trainer = "nnUNetTrainerMTGTeacherFirstBlock"
 
 
 # one student per single modality (as in the KD papers); each lands in its own nnU-Net output folder
@@ -65,8 +38,23 @@ class nnUNetTrainerMTGStudent_FLAIR(nnUNetTrainerMTGStudent):
     fixed_subset = "FLAIR"
 
 
-# <trainer>_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of each form
-add_schedule_variants(globals(), nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentBottleneck,
-                      nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentMixture,
-                      nnUNetTrainerMTGStudentMixtureRawLoss, nnUNetTrainerMTGStudentGaussian,
-                      nnUNetTrainerMTGStudentStandin, nnUNetTrainerMTGStudentFirstBlock)
+def declare_student(namespace: dict, suffix: str, form: type) -> type:
+    """nnUNetTrainerMTGStudent<suffix> with the form mixin, taught by nnUNetTrainerMTGTeacher<suffix>, and its
+    schedule variants, in a module's namespace."""
+    student = form_trainer(nnUNetTrainerMTGStudent, STUDENT_PREFIX, suffix, form, namespace["__name__"],
+                           teacher_trainer=TEACHER_PREFIX + suffix)
+    namespace[student.__name__] = student
+    add_schedule_variants(namespace, student)
+    return student
+
+
+def declare_form(namespace: dict, suffix: str, form: type) -> tuple[type, type]:
+    """A form of your own in one call, in a file of your nnUNet_extTrainer folder (pass `globals()`): its teacher
+    nnUNetTrainerMTGTeacher<suffix>, its student nnUNetTrainerMTGStudent<suffix> and their schedule variants."""
+    return declare_teacher(namespace, suffix, form), declare_student(namespace, suffix, form)
+
+
+for _suffix, _form in FORMS.items():
+    declare_student(globals(), _suffix, _form)
+# <trainer>_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of the default student
+add_schedule_variants(globals(), nnUNetTrainerMTGStudent)

@@ -3,20 +3,17 @@
 loss = nnU-Net's loss + lambda_align * (KL(q(z | x * m) || N(0, I)) at the aligned encoder stages
                                         and/or the stem anchor loss)
 
-`nnUNetTrainerMTGTeacher` has the default form, the mixture stem with the scale-dependent (raw) loss at weight 0.1
-(why: docs/RESULTS.md). The named forms are `...Bottleneck` (Gaussian head
-on the bottleneck), `...AllStages` (on every stage, free bits), `...Mixture` (the mixture stem with the
-scale-invariant loss), `...Standin` and `...Gaussian` (modality stem with that anchor kind, invariant loss),
-`...MixtureRawLoss` (the default, by the name the experiment trains) and `...FirstBlock` (nnU-Net's first
-convolution grouped by modality and aligned); a form mixin listed before the default class sets its attributes, its
-weight included. `...NoAlign` is the default form with lambda_align = 0: the ablation of the alignment.
+`nnUNetTrainerMTGTeacher` has the default form, the mixture stem with the scale-dependent (raw) loss (why:
+docs/RESULTS.md). Every form in nnunetv2_mtg/forms.py `FORMS` gets `nnUNetTrainerMTGTeacher<suffix>` here: the
+form's mixin before the default class sets its attributes, its weight included. `...NoAlign` is the default form
+with lambda_align = 0: the ablation of the alignment.
 """
 import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_mtg.alignment import check_plans_network, unwrap
-from nnunetv2_mtg.forms import AllStagesForm, BottleneckForm, FirstBlockForm, GaussianStemForm, MixtureStemForm, \
-    MixtureStemRawLossForm, StandinStemForm, input_channels, read_form, wrap
+from nnunetv2_mtg.forms import FORMS, TEACHER_PREFIX, MixtureStemRawLossForm, form_trainer, input_channels, read_form, \
+    wrap
 from nnunetv2_mtg.loss_terms import LossTermsMixin
 from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
@@ -53,34 +50,6 @@ class nnUNetTrainerMTGTeacher(MixtureStemRawLossForm, LossTermsMixin, nnUNetTrai
         return terms
 
 
-class nnUNetTrainerMTGTeacherBottleneck(BottleneckForm, nnUNetTrainerMTGTeacher):
-    pass
-
-
-class nnUNetTrainerMTGTeacherAllStages(AllStagesForm, nnUNetTrainerMTGTeacher):
-    pass
-
-
-class nnUNetTrainerMTGTeacherMixture(MixtureStemForm, nnUNetTrainerMTGTeacher):
-    """The mixture stem with the scale-invariant loss."""
-
-
-class nnUNetTrainerMTGTeacherGaussian(GaussianStemForm, nnUNetTrainerMTGTeacher):
-    pass
-
-
-class nnUNetTrainerMTGTeacherMixtureRawLoss(nnUNetTrainerMTGTeacher):
-    """The default form by the name the accuracy experiment trains and reports."""
-
-
-class nnUNetTrainerMTGTeacherStandin(StandinStemForm, nnUNetTrainerMTGTeacher):
-    pass
-
-
-class nnUNetTrainerMTGTeacherFirstBlock(FirstBlockForm, nnUNetTrainerMTGTeacher):
-    pass
-
-
 class nnUNetTrainerMTGTeacherNoAlign(nnUNetTrainerMTGTeacher):
     """The ablation: the default form's network and substitution without the alignment loss (still logged), so a
     gain of the default teacher splits into architecture (this minus dropout) and alignment (the default minus this)."""
@@ -88,8 +57,15 @@ class nnUNetTrainerMTGTeacherNoAlign(nnUNetTrainerMTGTeacher):
     lambda_align = 0.0
 
 
+def declare_teacher(namespace: dict, suffix: str, form: type) -> type:
+    """nnUNetTrainerMTGTeacher<suffix> with the form mixin, and its schedule variants, in a module's namespace."""
+    teacher = form_trainer(nnUNetTrainerMTGTeacher, TEACHER_PREFIX, suffix, form, namespace["__name__"])
+    namespace[teacher.__name__] = teacher
+    add_schedule_variants(namespace, teacher)
+    return teacher
+
+
+for _suffix, _form in FORMS.items():
+    declare_teacher(globals(), _suffix, _form)
 # <trainer>_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of each
-add_schedule_variants(globals(), nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherBottleneck,
-                      nnUNetTrainerMTGTeacherAllStages, nnUNetTrainerMTGTeacherMixture, nnUNetTrainerMTGTeacherGaussian,
-                      nnUNetTrainerMTGTeacherMixtureRawLoss, nnUNetTrainerMTGTeacherStandin,
-                      nnUNetTrainerMTGTeacherFirstBlock, nnUNetTrainerMTGTeacherNoAlign)
+add_schedule_variants(globals(), nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherNoAlign)

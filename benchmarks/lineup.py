@@ -1,0 +1,43 @@
+"""The trainers the accuracy experiment trains and compares, read from the shipped forms (nnunetv2_mtg/forms.py
+`FORMS`) and from each student's own `teacher_trainer`, so a new form joins the experiment without a second list."""
+from __future__ import annotations
+
+import functools
+import os
+
+from nnunetv2_mtg.forms import FORMS, STUDENT_PREFIX, TEACHER_PREFIX
+
+STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerKDStudent",
+                               "nnUNetTrainerProtoKDStudent")
+NOALIGN = "nnUNetTrainerMTGTeacherNoAlign"
+DEFAULT_FORM = "MixtureRawLoss"  # nnUNetTrainerMTGTeacher / ...MTGStudent, by the name the experiment trains
+DEFAULT_TEACHER, DEFAULT_STUDENT = TEACHER_PREFIX + DEFAULT_FORM, STUDENT_PREFIX + DEFAULT_FORM
+TEACHERS = [STOCK, DROPOUT, NOALIGN] + [TEACHER_PREFIX + f for f in FORMS]
+STUDENTS = [KD, PROTOKD] + [STUDENT_PREFIX + f for f in FORMS]
+FORM_STUDENTS = {f: STUDENT_PREFIX + f for f in FORMS}  # the MTG students by form, for the screening
+
+
+@functools.cache
+def trainer_class(name: str) -> type:
+    """The class nnU-Net's own lookup finds for a trainer name (its trainers, then ours)."""
+    import nnunetv2
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+
+    from nnunetv2_mtg.paths import trainers_folder
+
+    cls = recursive_find_python_class(os.path.join(nnunetv2.__path__[0], "training", "nnUNetTrainer"), name,
+                                      "nnunetv2.training.nnUNetTrainer") \
+        or recursive_find_python_class(trainers_folder(), name, "nnunetv2_mtg.trainers")
+    if cls is None:
+        raise SystemExit(f"unknown trainer {name}; known: {', '.join(TEACHERS + STUDENTS)}")
+    return cls
+
+
+def teacher_of(trainer: str) -> str | None:
+    """The trainer a student learns from (its class's `teacher_trainer`); None for a trainer without a teacher."""
+    return getattr(trainer_class(trainer), "teacher_trainer", None)
+
+
+def module_of(trainer: str) -> str:
+    """The module to import the trainer's class from (for the iteration variants)."""
+    return trainer_class(trainer).__module__
