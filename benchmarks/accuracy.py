@@ -42,9 +42,12 @@ REPO = os.path.dirname(HERE)
 BIN = os.path.dirname(sys.executable)
 PHANTOM_ID = 960
 sys.path.insert(0, HERE)
+from nnunetv2_mtg.atomic import write_json, write_text  # noqa: E402
 from lineup import (DROPOUT, FORM_STUDENTS, KD, NOALIGN, PROTOKD, STOCK, STUDENTS, TEACHER_PREFIX, TEACHERS,  # noqa: E402
                     module_of, teacher_of)
+
 CPU_PRESETS = {"3d_fullres": "cpu_tiny", "2d": "cpu_2d"}  # the plans preset a CPU run trains on
+
 
 def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
@@ -79,9 +82,7 @@ def write_variants(folder: str, trainers: list[str], iterations: int) -> None:
                           f"add_iteration_variants(globals(), {iterations}, {t})"]) + "\n"
         path = os.path.join(folder, f"{variant(t, iterations)}.py")
         if not os.path.isfile(path) or open(path).read() != text:
-            with open(path + ".tmp", "w") as f:
-                f.write(text)
-            os.replace(path + ".tmp", path)
+            write_text(path, text)
 
 
 def reuse_cache(src_out: str, dst_out: str, trainer: str, fold: int) -> None:
@@ -398,9 +399,7 @@ class Experiment:
         runs = json.load(open(path)) if os.path.isfile(path) else []
         runs.append({"command": self.a.command, "machine": machine(self.a.device), "seconds": round(seconds),
                      "ended": time.strftime("%Y-%m-%d %H:%M")})
-        with open(path + ".tmp", "w") as f:
-            json.dump(runs, f, indent=1)
-        os.replace(path + ".tmp", path)
+        write_json(path, runs)
         return runs
 
 

@@ -8,6 +8,7 @@ import platform
 import numpy as np
 
 from nnunetv2_mtg import statistics
+from nnunetv2_mtg.atomic import write_text
 from nnunetv2_mtg.report import CI_TEXT, PER_CASE_FIELDS, per_fold_cell, per_fold_text, read_csv, write_csv_atomic
 
 SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
@@ -230,7 +231,5 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
                   f"per-case Dice and HD95 over the subsets and folds in per_case/<trainer>.csv.gz); heatmaps in the "
                   f"workspace ({os.path.relpath(exp.ws, os.path.dirname(out_dir))})."]
     path = os.path.join(out_dir, "RESULTS.md")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
+    write_text(path, "\n".join(lines) + "\n")
     return path

@@ -17,6 +17,7 @@ import re
 import numpy as np
 
 from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.modalities import normalise
 
 # file suffix -> BraTS modality name (those of modalities.BRATS_MODALITIES)
 SUFFIXES = {"t1n": "T1", "t1c": "T1ce", "t2w": "T2", "t2f": "FLAIR",  # 2023+
@@ -40,12 +41,8 @@ CHALLENGE_LABELS = {"2021": {"necrosis": 1, "edema": 2, "enhancing": 4},
                     "2023": {"necrosis": 1, "edema": 2, "enhancing": 3}}
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[\s_\-+./()]", "", str(name).lower())
-
-
-_SUBREGION_LOOKUP = {_norm(a): k for k, aliases in _SUBREGION_ALIASES.items() for a in aliases}
-_REGION_LOOKUP = {_norm(a): k for k, aliases in _REGION_ALIASES.items() for a in aliases}
+_SUBREGION_LOOKUP = {normalise(a): k for k, aliases in _SUBREGION_ALIASES.items() for a in aliases}
+_REGION_LOOKUP = {normalise(a): k for k, aliases in _REGION_ALIASES.items() for a in aliases}
 
 
 def parse_name(file_name: str, ending: str) -> tuple[str, str] | None:
@@ -96,8 +93,8 @@ def subregion_labels(dataset_json: dict) -> dict[str, int]:
     order = dataset_json.get("regions_class_order")
     if order:
         regions = {k: tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in labels.items()
-                   if _norm(k) != "background"}
-        named = {_REGION_LOOKUP.get(_norm(k)): (i, set(v)) for i, (k, v) in enumerate(regions.items())}
+                   if normalise(k) != "background"}
+        named = {_REGION_LOOKUP.get(normalise(k)): (i, set(v)) for i, (k, v) in enumerate(regions.items())}
         if all(r in named for r in ("WT", "TC", "ET")) and named["ET"][1] < named["TC"][1] < named["WT"][1]:
             # the value nnU-Net writes for a voxel in a region (and in no later one) is that region's class order
             return {"edema": order[named["WT"][0]], "necrosis": order[named["TC"][0]],
@@ -108,7 +105,7 @@ def subregion_labels(dataset_json: dict) -> dict[str, int]:
                              f"\"enhancing tumor\".")
     found = {}
     for name, value in labels.items():
-        kind = _SUBREGION_LOOKUP.get(_norm(name))
+        kind = _SUBREGION_LOOKUP.get(normalise(name))
         if kind is not None:
             found[kind] = int(value if not isinstance(value, (list, tuple)) else value[0])
     missing = [k for k in SUBREGIONS if k not in found]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nnunetv2_mtg.env import UserInputError, require_env_folder
+from nnunetv2_mtg.atomic import atomic_path
+from nnunetv2_mtg.env import UserInputError, require_env_folder, train_command
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def check_trained(dataset_name: str, trainer: str, plans: str, configuration: st
     path = os.path.join(folder, f"fold_{fold}", checkpoint)
     if not os.path.isfile(path):
         raise UserInputError(f"no trained model: {path} does not exist. Train it with\n"
-                             f"    nnUNetv2_train {dataset_name} {configuration} {fold} -tr {trainer} -p {plans}")
+                             f"    {train_command(dataset_name, configuration, fold, trainer, plans)}")
     return folder
 
 
@@ -115,9 +116,8 @@ class PreprocessedCases:
             np.save(npy, data.astype(np.float32))
             if seg is not None:
                 np.save(self._seg_path(case), seg.astype(np.int8))
-            with open(pkl + ".tmp", "wb") as f:
+            with atomic_path(pkl) as tmp, open(tmp, "wb") as f:  # the properties file marks the case as done
                 pickle.dump(props, f)
-            os.replace(pkl + ".tmp", pkl)  # the properties file marks the case as done
 
     def _seg_path(self, case: Case) -> str:
         return os.path.join(self.folder, case.name + "_seg.npy")
@@ -132,8 +132,8 @@ class PreprocessedCases:
         path = os.path.join(self.folder, case.name + "_reference.npy")
         if not os.path.isfile(path):
             seg = self.pm.image_reader_writer_class().read_seg(case.label)[0][0]
-            np.save(path + ".tmp.npy", seg.astype(np.min_scalar_type(int(seg.max()))))
-            os.replace(path + ".tmp.npy", path)
+            with atomic_path(path) as tmp:
+                np.save(tmp, seg.astype(np.min_scalar_type(int(seg.max()))))
         return np.load(path)
 
     def load(self, case: Case) -> tuple[torch.Tensor, dict]:

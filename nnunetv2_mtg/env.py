@@ -1,4 +1,4 @@
-"""nnU-Net's folder variables, checked with errors that say how to fix them."""
+"""nnU-Net's folder variables, checked with errors that say how to fix them, and the commands those errors name."""
 from __future__ import annotations
 
 import os
@@ -21,3 +21,10 @@ def require_env_folder(name: str, create: bool = False) -> str:
                                  f"Create it or fix the variable.")
         os.makedirs(value, exist_ok=True)
     return value
+
+
+def train_command(dataset: str, configuration: str, fold, trainer: str, plans: str) -> str:
+    """The stock nnUNetv2_train command an error tells the user to run (`dataset` a name like Dataset960_X or an
+    id; written as the id)."""
+    dataset_id = dataset[7:10] if dataset.startswith("Dataset") else dataset
+    return f"nnUNetv2_train {dataset_id} {configuration} {fold} -tr {trainer} -p {plans}"

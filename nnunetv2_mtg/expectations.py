@@ -10,6 +10,8 @@ import json
 import os
 import time
 
+from nnunetv2_mtg.atomic import write_json
+
 SUMMARY_FILE = "mtg_subsets.json"
 WEAK_POINTS = 10.0  # Dice points below the full input that earn a warning
 
@@ -23,9 +25,7 @@ def write_subset_summary(model_folder: str, summary: dict, subsets: list, region
                                 "dice": {r: round(summary[s.name][r][0], 5) for r in regions},
                                 "hd95": {r: round(summary[s.name][r][1], 3) for r in regions}} for s in subsets}}
     path = os.path.join(model_folder, SUMMARY_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(path, doc)
     return path
 
 

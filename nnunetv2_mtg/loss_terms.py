@@ -15,6 +15,8 @@ import torch
 from nnunetv2.training.logging.nnunet_logger import LocalLogger
 from torch import nn
 
+from nnunetv2_mtg.atomic import atomic_path
+
 Term = Callable[[Any, Any], torch.Tensor]
 
 
@@ -90,10 +92,9 @@ class LossTermLogger(LocalLogger):
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss term (unweighted)")
         ax.legend(loc=(0, 1))
-        tmp = path[:-4] + ".tmp.png"
-        fig.savefig(tmp)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
-        os.replace(tmp, path)
 
 
 def log_epoch_terms(trainer, train_outputs: list[dict]) -> None:

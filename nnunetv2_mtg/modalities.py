@@ -37,8 +37,15 @@ _BRATS_PAPER_ORDER = (
 )
 
 
-def _normalise(name: str) -> str:
-    return re.sub(r"[\s_\-+.()]", "", str(name).lower())
+def normalise(name: str) -> str:
+    """A name as it is compared: lower case, without spaces and separators (`T1-ce`, `t1_ce` and `T1ce` are one)."""
+    return re.sub(r"[\s_\-+./()]", "", str(name).lower())
+
+
+def modality_key(name: str) -> str:
+    """The normalised BraTS modality a name or alias stands for (`t1c`, `t1gd` -> `t1ce`); other names normalised."""
+    n = normalise(name)
+    return normalise(_LOOKUP.get(n, n))
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ def modality_names(dataset_json: dict) -> list[str]:
             raise UserInputError(f"dataset.json key '{MAPPING_KEY}' must give one distinct, non-empty name per channel "
                                  f"index {order}; got {explicit}.")
         return [explicit[k] for k in order]
-    names = [_LOOKUP.get(_normalise(channels[k])) for k in order]
+    names = [_LOOKUP.get(normalise(channels[k])) for k in order]
     if None in names or len(set(names)) != len(names):
         example = {k: (n or "<name>") for k, n in zip(order, names)}
         raise UserInputError(
@@ -107,11 +114,11 @@ def enumerate_subsets(names: list[str]) -> list[Subset]:
 
 def find_subsets(subsets: list[Subset], wanted: list[str]) -> list[Subset]:
     """Look subsets up by name, case- and order-insensitively ("flair+t1ce" finds "T1ce+FLAIR")."""
-    by_key = {frozenset(_normalise(p) for p in s.name.split("+")): s for s in subsets}
+    by_key = {frozenset(normalise(p) for p in s.name.split("+")): s for s in subsets}
     full = [s for s in subsets if s.is_full]
     out = []
     for w in wanted:
-        if _normalise(w) in ("full", "all"):
+        if normalise(w) in ("full", "all"):
             out += full
             continue
         key = frozenset(_canonical(p, subsets) for p in w.split("+"))
@@ -124,9 +131,9 @@ def find_subsets(subsets: list[Subset], wanted: list[str]) -> list[Subset]:
 
 def _canonical(part: str, subsets: list[Subset]) -> str:
     """Normalised modality name of one part of a subset name, accepting BraTS aliases."""
-    n = _normalise(part)
-    present = {_normalise(p) for s in subsets for p in s.name.split("+")}
+    n = normalise(part)
+    present = {normalise(p) for s in subsets for p in s.name.split("+")}
     if n in present:
         return n
     alias = _LOOKUP.get(n)
-    return _normalise(alias) if alias is not None else n
+    return normalise(alias) if alias is not None else n

@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 
+from nnunetv2_mtg.atomic import write_json
 from nnunetv2_mtg.env import UserInputError, require_env_folder
 
 
@@ -129,10 +130,7 @@ def write_preset_plans(dataset: str | int, preset_name: str, plans_identifier: s
     new = apply_preset(plans, preset, preset_name)
     require_preprocessed(new, os.path.dirname(source), preset, dataset)
     target = os.path.join(preproc, dataset_name, new["plans_name"] + ".json")
-    tmp = target + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(new, f, indent=4)
-    os.replace(tmp, target)
+    write_json(target, new, indent=4)
     return target
 
 

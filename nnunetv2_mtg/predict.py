@@ -29,7 +29,8 @@ import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
-from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.atomic import atomic_path, write_json
+from nnunetv2_mtg.env import UserInputError, train_command
 from nnunetv2_mtg.expectations import SUMMARY_FILE, read_subset_summary
 from nnunetv2_mtg.masking import zero_channels
 
@@ -68,11 +69,11 @@ def nnunet_cases(folder: str, ending: str, n_channels: int) -> list[InputCase]:
 def brats_input_cases(folder: str, ending: str, modalities: list[str]) -> list[InputCase]:
     """Cases of a folder in the challenge's naming (brats.py), mapped to the dataset's channels."""
     from nnunetv2_mtg.brats import scan_folder
-    from nnunetv2_mtg.modalities import BRATS_MODALITIES, _normalise
+    from nnunetv2_mtg.modalities import BRATS_MODALITIES, normalise
 
     channel_of = {}
     for modality in BRATS_MODALITIES:
-        hits = [c for c, m in enumerate(modalities) if _normalise(m) == _normalise(modality)]
+        hits = [c for c, m in enumerate(modalities) if normalise(m) == normalise(modality)]
         channel_of[modality] = hits[0] if hits else None
     if any(v is None for v in channel_of.values()):
         raise UserInputError(f"--brats-names needs a dataset with the BraTS modalities {', '.join(BRATS_MODALITIES)}; "
@@ -92,11 +93,7 @@ def restrict(cases: list[InputCase], keep: list[bool]) -> list[InputCase]:
 
 
 def resolve_modalities(wanted: list[str], modalities: list[str]) -> list[bool]:
-    from nnunetv2_mtg.modalities import _LOOKUP, _normalise
-
-    def key(name):
-        n = _normalise(name)
-        return _normalise(_LOOKUP.get(n, n))
+    from nnunetv2_mtg.modalities import modality_key as key
 
     known = {key(m): i for i, m in enumerate(modalities)}
     keep = [False] * len(modalities)
@@ -261,9 +258,7 @@ def write_record(out: str, rows: list[dict], model: dict) -> None:
     from nnunetv2_mtg.report import write_csv_atomic
 
     path = os.path.join(out, RECORD + ".json")
-    with open(path + ".tmp", "w") as f:
-        json.dump({"model": model, "cases": rows}, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(path, {"model": model, "cases": rows})
     write_csv_atomic(os.path.join(out, RECORD + ".csv"), tuple(rows[0]), rows)
 
 
@@ -299,9 +294,8 @@ def write_pictures(out: str, predicted: str, cases: list[InputCase], rows: list[
         channels = [reader_writer.read_images([f])[0][0] if f else None for f in case.files]
         seg = reader_writer.read_seg(os.path.join(predicted, case.name + ending))[0][0]
         path = os.path.join(out, case.name + ".png")
-        draw_case(path + ".tmp.png", channels, labels, seg, colours,
-                  title=f"{case.name} from {record[case.name]['channels_used']}")
-        os.replace(path + ".tmp.png", path)
+        with atomic_path(path) as tmp:
+            draw_case(tmp, channels, labels, seg, colours, title=f"{case.name} from {record[case.name]['channels_used']}")
     print(f"{len(cases)} picture(s) of the predictions: {os.path.join(out, '<case>.png')}")
 
 
@@ -326,8 +320,7 @@ def run(a: argparse.Namespace) -> list[dict]:
         raise UserInputError(str(e)) from None
     model = get_output_folder(a.d, a.tr, a.p, a.c)
     if not os.path.isfile(os.path.join(model, "dataset.json")):
-        raise UserInputError(f"no trained model in {model}. Train it with nnUNetv2_train {a.d} {a.c} FOLD -tr {a.tr} "
-                             f"-p {a.p}")
+        raise UserInputError(f"no trained model in {model}. Train it with {train_command(a.d, a.c, 'FOLD', a.tr, a.p)}")
     folds = [f if f == "all" else int(f) for f in a.f]
     for f in folds:
         if not os.path.isfile(os.path.join(model, f"fold_{f}", a.chk)):

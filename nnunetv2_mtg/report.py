@@ -7,10 +7,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 
 import numpy as np
 
+from nnunetv2_mtg.atomic import atomic_path
 from nnunetv2_mtg.metrics import mean_regions
 
 SUBSET_FIELDS = ("case", "subset", "region", "dice", "hd95", "lesionwise_dice", "lesionwise_hd95")  # a cached subset
@@ -23,14 +23,12 @@ CI_TEXT = ("95% CI from a two-level bootstrap (folds and cases resampled, so the
 
 def write_csv_atomic(path: str, fields: tuple[str, ...], rows: list[dict]) -> None:
     """All rows or nothing at `path`; a .gz path is gzipped with mtime 0, so unchanged rows are an unchanged file."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         stream = gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) if path.endswith(".gz") else fh
         with io.TextIOWrapper(stream, encoding="utf-8", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(fields))
             w.writeheader()
             w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def read_csv(path: str) -> list[dict]:

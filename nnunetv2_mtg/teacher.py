@@ -13,7 +13,7 @@ import re
 import torch
 from torch import nn
 
-from nnunetv2_mtg.env import UserInputError
+from nnunetv2_mtg.env import UserInputError, train_command
 
 TEACHER_ENV = "nnUNet_MTG_TEACHER"
 _SCHEDULE = re.compile(r"(_smoke|_demo|_\d+epochs?|_\d+iters)$")
@@ -45,15 +45,13 @@ def find_teacher_checkpoint(student_class_name: str, teacher_trainer: str, plans
     if not os.path.isfile(path):
         raise UserInputError(
             f"{student_class_name} needs its trained teacher {teacher}, but {path} does not exist. Train it first:\n"
-            f"    {train_command(plans, configuration, fold, teacher)}\n"
+            f"    {teacher_train_command(plans, configuration, fold, teacher)}\n"
             f"or set {TEACHER_ENV} to another teacher's checkpoint file or fold folder.")
     return path
 
 
-def train_command(plans: dict, configuration: str, fold, trainer: str) -> str:
-    dataset = plans["dataset_name"]
-    dataset_id = dataset[7:10] if dataset.startswith("Dataset") else dataset
-    return f"nnUNetv2_train {dataset_id} {configuration} {fold} -tr {trainer} -p {plans['plans_name']}"
+def teacher_train_command(plans: dict, configuration: str, fold, trainer: str) -> str:
+    return train_command(plans["dataset_name"], configuration, fold, trainer, plans["plans_name"])
 
 
 def _load_checkpoint(path: str) -> dict:
@@ -150,7 +148,7 @@ def load_teacher(path: str, plans: dict, configuration: str, fold, dataset_json:
     network.load_state_dict(ckpt["network_weights"])
     if form_check is not None:
         student_name, teacher_trainer, student_form = form_check
-        command = train_command(plans, configuration, fold, paired_teacher_name(student_name, teacher_trainer))
+        command = teacher_train_command(plans, configuration, fold, paired_teacher_name(student_name, teacher_trainer))
         check_form(network, read_form(trainer_class, cm.network_arch_init_kwargs, n_in), student_form, path,
                    ckpt["trainer_name"], command)
     network.eval()
