@@ -42,7 +42,7 @@ def test_bad_input(nnunet_env, mtg_teacher, in_process, tmp_path):
     from nnunetv2_mtg.evaluate import main
 
     p = run_cli(["nnUNetv2_mtg_evaluate", *MODEL, "-tr", "nnUNetTrainerNeverTrained"], nnunet_env, check=False)
-    assert p.returncode != 0 and "nnUNetv2_train Dataset950_BraTSPhantom 3d_fullres 0 -tr nnUNetTrainerNeverTrained" \
+    assert p.returncode != 0 and "nnUNetv2_train 950 3d_fullres 0 -tr nnUNetTrainerNeverTrained -p nnUNetPlans_cpu_tiny" \
         in p.stderr
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
@@ -93,8 +93,14 @@ def test_fifteen_subsets_match_nnunet_and_cache(nnunet_env, phantom, mtg_teacher
 
     # a model that ignores FLAIR: adding FLAIR to any subset changes nothing
     flair = {r["subset"]: r for r in _rows(out / ignores_flair / "summary.csv")}
-    for subset in ("T1", "T1ce", "T2", "T1+T1ce", "T1+T2", "T1ce+T2", "T1+T1ce+T2"):
+    without_flair = ("T1", "T1ce", "T2", "T1+T1ce", "T1+T2", "T1ce+T2", "T1+T1ce+T2")
+    for subset in without_flair:
         assert flair[subset]["dice_mean"] == flair[subset + "+FLAIR"]["dice_mean"]
+    # the controls: that model's subsets are not all alike, and for the teacher, which reads FLAIR, adding it
+    # changes some subset (a model predicting the same for every subset would pass the loop above)
+    assert len({flair[s]["dice_mean"] for s in without_flair}) > 1
+    by_subset = {r["subset"]: r for r in summary}
+    assert any(by_subset[s]["dice_mean"] != by_subset[s + "+FLAIR"]["dice_mean"] for s in without_flair)
 
     # interrupted run: one subset's cache is gone; only that subset is recomputed
     cache = out / TEACHER / "fold_0" / "cache"
