@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> float:
 
     out = tempfile.mkdtemp(prefix="mtg_eval_out_")
     t0 = time.perf_counter()
-    evaluate.run(ws["name"], [TRAINER], [0], "3d_fullres", PLANS, out, device, None, images, labels,
-                 mirror=device.type == "cuda")
+    evaluate.run(ws["name"], [TRAINER], [0], configuration="3d_fullres", plans=PLANS, out=out, device=device,
+                 images=images, labels=labels, mirror=device.type == "cuda")
     t_eval = time.perf_counter() - t0
     shutil.rmtree(out)
 

@@ -86,10 +86,10 @@ def evaluate_trainer(predictor, store: PreprocessedCases, cases: list[Case], sub
     return rows
 
 
-def run(dataset: str, trainers: list[str], folds: list, configuration: str = "3d_fullres", plans: str = "nnUNetPlans",
-        out: str | None = None, device: torch.device | None = None, subset_names: list[str] | None = None,
-        images: str | None = None, labels: str | None = None, mirror: bool | None = None,
-        checkpoint: str = "checkpoint_final.pth", save_predictions: bool = False,
+def run(dataset: str, trainers: list[str], folds: list, *, configuration: str = "3d_fullres",
+        plans: str = "nnUNetPlans", out: str | None = None, device: torch.device | None = None,
+        subset_names: list[str] | None = None, images: str | None = None, labels: str | None = None,
+        mirror: bool | None = None, checkpoint: str = "checkpoint_final.pth", save_predictions: bool = False,
         reference: str | None = None, lesionwise: bool = False) -> dict:
     """Evaluate each trainer over the subsets on every fold; returns {trainer: summary} pooled over cases x folds.
     Writes everything into `out`; with several trainers also the paired comparison against `reference`."""
@@ -220,8 +220,10 @@ def main(argv: list[str] | None = None) -> None:
                         "(pip install 'nnunetv2-mtg[brats]')")
     a = p.parse_args(argv)
     try:
-        run(a.d, a.tr, parse_folds(a.f), a.c, a.p, a.o, torch.device(a.device) if a.device else None, a.subsets,
-            a.i, a.l, a.mirror, a.chk, a.save_predictions, a.reference, a.lesionwise)
+        run(a.d, a.tr, parse_folds(a.f), configuration=a.c, plans=a.p, out=a.o,
+            device=torch.device(a.device) if a.device else None, subset_names=a.subsets, images=a.i, labels=a.l,
+            mirror=a.mirror, checkpoint=a.chk, save_predictions=a.save_predictions, reference=a.reference,
+            lesionwise=a.lesionwise)
     except UserInputError as e:
         sys.exit(f"nnUNetv2_mtg_evaluate: error: {e}")
 

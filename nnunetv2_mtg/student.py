@@ -8,6 +8,7 @@ copy), and not in the student's checkpoint.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -17,6 +18,16 @@ from nnunetv2_mtg.distillation import kd_loss, latent_kl, stem_feature_distance
 from nnunetv2_mtg.forms import read_form
 from nnunetv2_mtg.masking import apply_mask
 from nnunetv2_mtg.teacher import find_teacher_checkpoint, load_teacher
+
+
+@dataclass(frozen=True)
+class TeacherView:
+    """What the frozen teacher computed on the unmasked patch of the current training step: its full-resolution
+    output, the latents of its Gaussian heads and its stem's output (None where it has none)."""
+
+    output: torch.Tensor
+    latents: dict | None
+    stem: torch.Tensor | None
 
 
 class DistillationMixin:
@@ -47,8 +58,7 @@ class DistillationMixin:
         teacher_stem = getattr(self.teacher_network, "stem", None)
         if teacher_stem is not None:  # the frozen teacher runs in eval mode, where a stem keeps nothing by default
             teacher_stem.retain = True
-        self._teacher_output = None
-        self._teacher_latents = self._teacher_stem = None
+        self.teacher_view: TeacherView | None = None  # set for the duration of a training step only
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.print_to_log_file(f"teacher: {self.teacher_checkpoint}")
 
@@ -63,25 +73,25 @@ class DistillationMixin:
         masks = self.subset_sampler.draw_torch(data.shape[0], self.device)
         autocast = torch.autocast(self.device.type) if self.device.type == "cuda" else nullcontext()
         with torch.no_grad(), autocast:
-            self._teacher_output = self.teacher_network(data)
+            output = self.teacher_network(data)
             teacher = unwrap(self.teacher_network)
-            self._teacher_latents = getattr(teacher, "latents", None)
-            self._teacher_stem = teacher.stem.output if getattr(teacher, "stem", None) is not None else None
+            stem = getattr(teacher, "stem", None)
+            self.teacher_view = TeacherView(output, getattr(teacher, "latents", None),
+                                            stem.output if stem is not None else None)
         try:
             return super().train_step({**batch, "data": apply_mask(data, masks)})
         finally:
-            self._teacher_output = self._teacher_latents = self._teacher_stem = None
+            self.teacher_view = None
 
     def loss_term_functions(self) -> dict:
         terms = dict(super().loss_term_functions())
         regions = self.label_manager.has_regions
-        terms["kd"] = (self.lambda_kd, lambda output, target: kd_loss(output, self._teacher_output, self.kd_temperature,
-                                                                       regions, self.kd_t_squared,
-                                                                       self.kd_class_mean))
+        terms["kd"] = (self.lambda_kd, lambda output, target: kd_loss(
+            output, self.teacher_view.output, self.kd_temperature, regions, self.kd_t_squared, self.kd_class_mean))
         if self.lambda_lat and self.form.stages:
             terms["kl_latent"] = (self.lambda_lat, lambda output, target: latent_kl(unwrap(self.network).latents,
-                                                                                    self._teacher_latents))
+                                                                                    self.teacher_view.latents))
         if self.lambda_lat and self.form.stem_anchor:
             terms["stem_latent"] = (self.lambda_lat, lambda output, target: stem_feature_distance(
-                unwrap(self.network).stem.output, self._teacher_stem, self.stem_latent_pool))
+                unwrap(self.network).stem.output, self.teacher_view.stem, self.stem_latent_pool))
         return terms
