@@ -1,4 +1,5 @@
-"""Training-length variants, named the nnU-Net way (`_5epochs`, ...), for every trainer of ours.
+"""Training-length variants, named the nnU-Net way (`_5epochs`, ...), for every trainer of ours, and the
+one-modality variants of the students.
 
 nnU-Net sets `num_epochs` and friends in `nnUNetTrainer.__init__`; these mixins overwrite them after it.
 `add_schedule_variants` defines `<trainer>_smoke`, `_demo`, `_1epoch`, `_2epochs`, `_5epochs`, `_50epochs` and
@@ -103,3 +104,13 @@ def add_iteration_variants(namespace: dict, iterations: int, *trainers: type, va
         cls = variant(base, f"_{iterations}iters", FixedIterations,
                       {"iterations": iterations, "val_iterations": val_iterations}, namespace["__name__"])
         namespace[cls.__name__] = cls
+
+
+def add_fixed_subset_variants(namespace: dict, base: type,
+                              modalities: tuple[str, ...] = ("T1", "T1ce", "T2", "FLAIR")) -> None:
+    """Define `<base>_T1`, `_T1ce`, `_T2`, `_FLAIR` in a module's namespace: the trainer on one fixed modality (one
+    model per modality, as in the KD papers), each in its own nnU-Net results folder."""
+    for modality in modalities:
+        name = f"{base.__name__}_{modality}"
+        namespace[name] = type(name, (base,), {"fixed_subset": modality, "__module__": namespace["__name__"],
+                                               "__qualname__": name})

@@ -84,3 +84,17 @@ def test_apply_mask_on_batches():
     masks = torch.tensor([[1, 0, 0, 1], [1, 1, 1, 1], [0, 1, 0, 0]], dtype=torch.float32)
     out = apply_mask(data, masks)
     assert (out[0, 1:3] == 0).all() and torch.equal(out[1], data[1]) and torch.equal(out[2, 1], data[2, 1])
+
+
+def test_one_modality_students_draw_only_their_modality():
+    """`<student>_T1` ... `_FLAIR` (KD and MTG) train on their one modality and nothing else."""
+    from nnunetv2_mtg.trainers import nnUNetTrainerKDStudent as kd
+    from nnunetv2_mtg.trainers import nnUNetTrainerMTGStudent as mtg
+
+    modalities = ["T1", "T1ce", "T2", "FLAIR"]
+    for module, base in ((kd, kd.nnUNetTrainerKDStudent), (mtg, mtg.nnUNetTrainerMTGStudent)):
+        for i, modality in enumerate(modalities):
+            cls = getattr(module, f"{base.__name__}_{modality}")
+            assert issubclass(cls, base) and cls.__module__ == module.__name__
+            masks = sampler_for_dataset(modalities, cls.p_full, cls.fixed_subset).draw(50)
+            assert (masks == np.eye(4, dtype=bool)[i]).all()

@@ -4,7 +4,7 @@ nnUNetTrainerModalityDropout teacher of the same dataset, plans, configuration a
 loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
 """
 from nnunetv2_mtg.loss_terms import LossTermsMixin
-from nnunetv2_mtg.schedules import add_schedule_variants
+from nnunetv2_mtg.schedules import add_fixed_subset_variants, add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
 
@@ -16,20 +16,7 @@ class nnUNetTrainerKDStudent(DistillationMixin, LossTermsMixin, nnUNetTrainerMod
     kd_temperature = 2.0
 
 
-class nnUNetTrainerKDStudent_T1(nnUNetTrainerKDStudent):
-    fixed_subset = "T1"
-
-
-class nnUNetTrainerKDStudent_T1ce(nnUNetTrainerKDStudent):
-    fixed_subset = "T1ce"
-
-
-class nnUNetTrainerKDStudent_T2(nnUNetTrainerKDStudent):
-    fixed_subset = "T2"
-
-
-class nnUNetTrainerKDStudent_FLAIR(nnUNetTrainerKDStudent):
-    fixed_subset = "FLAIR"
+add_fixed_subset_variants(globals(), nnUNetTrainerKDStudent)  # nnUNetTrainerKDStudent_T1, _T1ce, _T2, _FLAIR
 
 
 # nnUNetTrainerKDStudent_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs

@@ -8,7 +8,7 @@ loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
        + lambda_align * (the student's own alignment terms)
 """
 from nnunetv2_mtg.forms import FORMS, STUDENT_PREFIX, TEACHER_PREFIX, form_trainer
-from nnunetv2_mtg.schedules import add_schedule_variants
+from nnunetv2_mtg.schedules import add_fixed_subset_variants, add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import declare_teacher, nnUNetTrainerMTGTeacher
 
@@ -21,21 +21,7 @@ class nnUNetTrainerMTGStudent(DistillationMixin, nnUNetTrainerMTGTeacher):
     lambda_lat = 0.1  # lambda_align: the form's (forms.py), as the teacher's
 
 
-# one student per single modality (as in the KD papers); each lands in its own nnU-Net output folder
-class nnUNetTrainerMTGStudent_T1(nnUNetTrainerMTGStudent):
-    fixed_subset = "T1"
-
-
-class nnUNetTrainerMTGStudent_T1ce(nnUNetTrainerMTGStudent):
-    fixed_subset = "T1ce"
-
-
-class nnUNetTrainerMTGStudent_T2(nnUNetTrainerMTGStudent):
-    fixed_subset = "T2"
-
-
-class nnUNetTrainerMTGStudent_FLAIR(nnUNetTrainerMTGStudent):
-    fixed_subset = "FLAIR"
+add_fixed_subset_variants(globals(), nnUNetTrainerMTGStudent)  # nnUNetTrainerMTGStudent_T1, _T1ce, _T2, _FLAIR
 
 
 def declare_student(namespace: dict, suffix: str, form: type) -> type:
