@@ -11,10 +11,10 @@ STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", 
                                "nnUNetTrainerProtoKDStudent")
 NOALIGN = "nnUNetTrainerMTGTeacherNoAlign"
 DEFAULT_FORM = "MixtureRawLoss"  # nnUNetTrainerMTGTeacher / ...MTGStudent, by the name the experiment trains
-DEFAULT_TEACHER, DEFAULT_STUDENT = TEACHER_PREFIX + DEFAULT_FORM, STUDENT_PREFIX + DEFAULT_FORM
+DEFAULT_TEACHER = TEACHER_PREFIX + DEFAULT_FORM
 TEACHERS = [STOCK, DROPOUT, NOALIGN] + [TEACHER_PREFIX + f for f in FORMS]
-STUDENTS = [KD, PROTOKD] + [STUDENT_PREFIX + f for f in FORMS]
 FORM_STUDENTS = {f: STUDENT_PREFIX + f for f in FORMS}  # the MTG students by form, for the screening
+STUDENTS = [KD, PROTOKD, *FORM_STUDENTS.values()]
 
 
 @functools.cache

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workspace import make_workspace, write_brats_like_plans, write_json  # noqa: E402  (sets nnU-Net's variables first)
-from train_step import FORMS, batches, build, save_teachers  # noqa: E402
+from train_step import FORMS, build, save_teachers, stored_batches  # noqa: E402
 
 TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", *[f"nnUNetTrainerMTGTeacher{f}" for f in FORMS],
             "nnUNetTrainerKDStudent", "nnUNetTrainerProtoKDStudent", "nnUNetTrainerMTGStudentMixture",
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     device = torch.device("cpu")
     plans = write_brats_like_plans(ws["name"], a.patch)
-    batch = batches(ws["name"], plans, device, 1)[0]
+    batch = stored_batches(ws["name"], plans, device, 1)[0]
     save_teachers(ws["name"], plans)
     result = {}
     for name in a.trainers:

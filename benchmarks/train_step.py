@@ -50,7 +50,7 @@ def build(name: str, dataset: str, plans: str, device):
     return trainer
 
 
-def batches(dataset: str, plans: str, device, n: int) -> list[dict]:
+def stored_batches(dataset: str, plans: str, device, n: int) -> list[dict]:
     trainer = build("nnUNetTrainer", dataset, plans, device)
     os.environ["nnUNet_n_proc_DA"] = "0"
     tr, _ = trainer.get_dataloaders()
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(a.device)
     plans = a.p or ("nnUNetPlans_cpu_tiny" if a.device == "cpu" else write_brats_like_plans(ws["name"]))
     steps = a.steps or (10 if a.device == "cpu" else 30)
-    batches = batches(ws["name"], plans, device, 4)
+    batches = stored_batches(ws["name"], plans, device, 4)
     save_teachers(ws["name"], plans)
 
     trainers = {name: build(name, ws["name"], plans, device) for name in a.trainers}

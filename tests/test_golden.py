@@ -66,22 +66,20 @@ def _measure(trainer) -> dict:
 def measured(phantom, nnunet_env, tmp_path_factory) -> dict:
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    env = {**nnunet_env, "nnUNet_results": str(tmp_path_factory.mktemp("golden_results"))}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        for k, v in {**nnunet_env, "nnUNet_results": str(tmp_path_factory.mktemp("golden_results"))}.items():
+            env.setenv(k, v)
+
         def start(name: str, teacher_checkpoint: str | None = None):
-            if teacher_checkpoint:
-                os.environ["nnUNet_MTG_TEACHER"] = teacher_checkpoint
-            try:
+            with pytest.MonkeyPatch.context() as teacher:
+                if teacher_checkpoint:
+                    teacher.setenv("nnUNet_MTG_TEACHER", teacher_checkpoint)
                 torch.manual_seed(SEED)
                 trainer = get_trainer_from_args(str(phantom["id"]), "3d_fullres", 0, name, "nnUNetPlans_cpu_tiny",
                                                 device=torch.device("cpu"))
                 torch.manual_seed(SEED)
                 trainer.initialize()
                 return trainer
-            finally:
-                os.environ.pop("nnUNet_MTG_TEACHER", None)
 
         values, checkpoints = {}, {}
         folder = tmp_path_factory.mktemp("golden_teachers")
@@ -93,12 +91,6 @@ def measured(phantom, nnunet_env, tmp_path_factory) -> dict:
         for name, teacher in STUDENTS.items():
             values[name] = _measure(start(name, checkpoints[teacher]))
         return values
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_outputs_and_loss_terms_match_the_golden_values(measured):
