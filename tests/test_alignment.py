@@ -3,34 +3,14 @@ import math
 
 import pytest
 import torch
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
+from helpers import NETWORKS, small_unet
 from nnunetv2_mtg.alignment import AlignedUNet, kl_between_gaussians, kl_to_standard_normal, unwrap
-
-COMMON = {"n_stages": 4, "features_per_stage": [8, 16, 32, 64], "conv_op": "torch.nn.modules.conv.Conv3d",
-          "kernel_sizes": [[3, 3, 3]] * 4, "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]],
-          "n_conv_per_stage_decoder": [1, 1, 1], "conv_bias": True,
-          "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d", "norm_op_kwargs": {"eps": 1e-5, "affine": True},
-          "dropout_op": None, "dropout_op_kwargs": None,
-          "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}}
-NETWORKS = {
-    "PlainConvUNet": ("dynamic_network_architectures.architectures.unet.PlainConvUNet", {"n_conv_per_stage": [2] * 4}),
-    "ResidualEncoderUNet": ("dynamic_network_architectures.architectures.unet.ResidualEncoderUNet",
-                            {"n_blocks_per_stage": [1, 2, 2, 2]}),
-}
-REQ_IMPORT = ["conv_op", "norm_op", "dropout_op", "nonlin"]
-
-
-def _net(kind, deep_supervision=True):
-    cls, extra = NETWORKS[kind]
-    torch.manual_seed(0)
-    return get_network_from_plans(cls, dict(COMMON, **extra), REQ_IMPORT, 4, 3, allow_init=True,
-                                  deep_supervision=deep_supervision)
 
 
 @pytest.mark.parametrize("kind", list(NETWORKS))
 def test_wrapper_shapes_eval_determinism_and_identity_start(kind):
-    stock = _net(kind)
+    stock = small_unet(kind)
     net = AlignedUNet(stock, stages=(-1, 2))
     x = torch.randn(2, 4, 32, 32, 32)
     out = net(x)
@@ -71,7 +51,7 @@ def test_kl_values_on_known_inputs():
 
 
 def test_alignment_loss_through_the_heads():
-    net = AlignedUNet(_net("PlainConvUNet"))
+    net = AlignedUNet(small_unet("PlainConvUNet"))
     head = net.align["3"]
     with torch.no_grad():  # mu = 0, log sigma^2 = log 4 everywhere
         head.mu.weight.zero_()
@@ -89,7 +69,7 @@ def test_unknown_network_class_is_named():
 
 
 def test_survives_torch_compile():
-    net = AlignedUNet(_net("ResidualEncoderUNet")).eval()
+    net = AlignedUNet(small_unet("ResidualEncoderUNet")).eval()
     compiled = torch.compile(net, backend="aot_eager")
     x = torch.randn(1, 4, 32, 32, 32)
     with torch.no_grad():

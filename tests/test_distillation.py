@@ -220,9 +220,9 @@ def test_prototype_classes_from_nnunet_targets():
 def test_decoder_feature_tap_survives_torch_compile():
     """nnU-Net compiles the network on CUDA: a tap made before that keeps working in the compiled graph."""
     from nnunetv2_mtg.distillation import DecoderFeatureTap
-    from test_alignment import _net
+    from helpers import small_unet
 
-    net = _net("PlainConvUNet", deep_supervision=False)
+    net = small_unet(deep_supervision=False)
     student_tap = DecoderFeatureTap(net, only_in_training=True)
     teacher_tap = DecoderFeatureTap(net)
     compiled = torch.compile(net, backend="aot_eager")

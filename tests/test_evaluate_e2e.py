@@ -9,11 +9,10 @@ import SimpleITK as sitk
 import torch
 
 from conftest import predict, run_cli
+from helpers import PAPER_ROWS, architecture, small_unet
 from nnunetv2_mtg.alignment import AlignedUNet
 from nnunetv2_mtg.gap import Probe, bypass, modality_gap
 from nnunetv2_mtg.modalities import enumerate_subsets
-from test_alignment import _net
-from test_modalities import PAPER_ROWS
 
 TEACHER = "nnUNetTrainerMTGTeacherBottleneck_smoke"
 MODEL = ["-d", "950", "-c", "3d_fullres", "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu"]
@@ -130,8 +129,8 @@ def test_centre_patch_in_3d_and_of_a_2d_network():
 def test_gap_orders_a_channel_ignoring_model():
     """Constructed models: one whose first convolution ignores FLAIR, one that uses it."""
     torch.manual_seed(0)
-    uses = AlignedUNet(_net("PlainConvUNet"))
-    ignores = AlignedUNet(_net("PlainConvUNet"))
+    uses = AlignedUNet(small_unet("PlainConvUNet"))
+    ignores = AlignedUNet(small_unet("PlainConvUNet"))
     ignores.load_state_dict(uses.state_dict())
     with torch.no_grad():
         ignores.encoder.stages[0][0].convs[0].conv.weight[:, 3] = 0
@@ -160,7 +159,7 @@ def test_bypass_zero_for_an_ignored_stage_positive_for_a_needed_one(kind):
     """A stock network built to ignore its bottleneck (the decoder's first transposed convolution has zero
     weights): replacing the bottleneck changes no voxel; replacing stage 0 (a skip it needs) changes many."""
     torch.manual_seed(0)
-    net = _net(kind, deep_supervision=False)
+    net = small_unet(kind, deep_supervision=False)
     with torch.no_grad():
         net.decoder.transpconvs[0].weight.zero_()
         net.decoder.seg_layers[-1].bias.copy_(torch.tensor([0.2, 0.1, 0.0]))  # a foreground prediction to change
@@ -178,14 +177,9 @@ def test_bypass_replaces_the_stem_by_its_anchor():
     """A stem network whose encoder sees only the anchor would predict the same for every input; replacing
     the stem of a network that uses its modalities changes the prediction."""
     from nnunetv2_mtg.forms import AlignmentForm, input_channels, wrap
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-    from test_alignment import COMMON, NETWORKS
-
-    arch = dict(COMMON, **NETWORKS["PlainConvUNet"][1])
-    form = AlignmentForm((), tuple(arch["features_per_stage"]), stem_anchor="gaussian", stem_channels=4)
-    torch.manual_seed(0)
-    inner = get_network_from_plans(NETWORKS["PlainConvUNet"][0], arch, ["conv_op", "norm_op", "dropout_op", "nonlin"],
-                                   input_channels(form, 4), 3, allow_init=True, deep_supervision=False)
+    form = AlignmentForm((), tuple(architecture("PlainConvUNet")["features_per_stage"]), stem_anchor="gaussian",
+                         stem_channels=4)
+    inner = small_unet(deep_supervision=False, input_channels=input_channels(form, 4))
     net = wrap(form, inner, 4).eval()
     probe = Probe(net)
     assert probe.names[0] == "stem" and probe.aligned == {"stem"}
@@ -222,3 +216,26 @@ def test_gap_cli(nnunet_env, phantom, mtg_teacher, ignores_flair, stock_tiny, tm
     own = {r["representation"]: r for r in _rows(tmp_path / "x" / "nnUNetTrainerTestTiny" / "bypass.csv")}
     assert int(own["stage 0"]["foreground_voxels"]) > 0 and float(own["stage 0"]["changed_fraction"]) > 0
     assert own["stage 0"]["foreground_voxels"] != stock["stage 0"]["foreground_voxels"]
+
+
+def test_fold_validation_cases_as_nnunet_validated_them(nnunet_env, phantom, mtg_teacher, tmp_path):
+    """Without -i/-l, the fold's validation cases from splits_final.json (from the raw images, labelsTr): exactly
+    those cases, and at full input the Dice nnU-Net's own final validation of the fold gave each case."""
+    import json
+
+    out = tmp_path / "val"
+    run_cli(["nnUNetv2_mtg_evaluate", *MODEL, "-tr", TEACHER, "-o", str(out), "--subsets", "T1+T2",
+             "T1+T1ce+T2+FLAIR"], nnunet_env)
+    splits = json.load(open(os.path.join(nnunet_env["nnUNet_preprocessed"], phantom["name"], "splits_final.json")))
+    rows = _rows(out / TEACHER / "per_case.csv")
+    assert sorted({r["case"] for r in rows}) == sorted(splits[0]["val"])
+    assert {r["subset"] for r in rows} == {"T1+T2", "T1+T1ce+T2+FLAIR"}
+    validated = json.load(open(os.path.join(mtg_teacher, "validation", "summary.json")))["metric_per_case"]
+    assert len(validated) == len(splits[0]["val"])
+    for entry in validated:
+        case = os.path.basename(entry["prediction_file"])[: -len(".nii.gz")]
+        for name, keys in (("WT", ("(1, 2, 3)",)), ("TC", ("(2, 3)",)), ("ET", ("3", "(3,)"))):
+            ours = [r for r in rows if r["case"] == case and r["subset"] == "T1+T1ce+T2+FLAIR" and r["region"] == name]
+            expected = [entry["metrics"][k]["Dice"] for k in keys if k in entry["metrics"]][0]
+            assert float(ours[0]["dice"]) == pytest.approx(1.0 if np.isnan(expected) else expected, abs=1e-4), \
+                (case, name)

@@ -4,8 +4,7 @@ import pytest
 from nnunetv2_mtg.env import UserInputError
 from nnunetv2_mtg.modalities import enumerate_subsets, find_subsets, modality_names
 
-PAPER_ROWS = ["T2", "T1ce", "T1", "FLAIR", "T1ce+T2", "T1+T1ce", "T1+FLAIR", "T1+T2", "T2+FLAIR", "T1ce+FLAIR",
-              "T1+T1ce+FLAIR", "T1+T2+FLAIR", "T1ce+T2+FLAIR", "T1+T1ce+T2", "T1+T1ce+T2+FLAIR"]
+from helpers import PAPER_ROWS
 
 
 def _dj(*names):

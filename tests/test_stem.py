@@ -8,8 +8,7 @@ from nnunetv2_mtg.env import UserInputError
 from nnunetv2_mtg.forms import AlignmentForm, input_channels, read_form, wrap
 from nnunetv2_mtg.stem import ANCHOR_KINDS, GaussianAnchor, MixtureAnchor, ModalityStem, StandinAnchor, grouped_block, \
     informative, presence
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-from test_alignment import COMMON, NETWORKS, REQ_IMPORT, _net
+from helpers import NETWORKS, architecture, small_unet
 
 
 def _stem(anchor, channels=2, m=3, loss_kind="invariant", loss_pool=1):
@@ -206,7 +205,7 @@ def test_eval_mode_keeps_nothing_unless_asked():
 
 
 def test_forms_from_attributes_and_their_errors():
-    arch = dict(COMMON, **NETWORKS["PlainConvUNet"][1])
+    arch = architecture("PlainConvUNet")
 
     def form(**attrs):
         return read_form(type("nnUNetTrainerMine", (), attrs), arch, 4)
@@ -229,13 +228,10 @@ def test_forms_from_attributes_and_their_errors():
 @pytest.mark.parametrize("kind", list(NETWORKS))
 def test_stem_network_on_both_unets(kind):
     """The stem widens nnU-Net's own network; state_dict = stock keys (wider first conv) + stem.*."""
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-
-    arch = dict(COMMON, **NETWORKS[kind][1])
+    arch = architecture(kind)
     form = AlignmentForm((), tuple(arch["features_per_stage"]), stem_anchor="mixture", stem_channels=4)
-    stock = _net(kind)
-    inner = get_network_from_plans(NETWORKS[kind][0], arch, ["conv_op", "norm_op", "dropout_op", "nonlin"],
-                                   input_channels(form, 4), 3, allow_init=True, deep_supervision=True)
+    stock = small_unet(kind)
+    inner = small_unet(kind, input_channels=input_channels(form, 4))
     net = wrap(form, inner, 4)
     x = torch.randn(2, 4, 32, 32, 32)
     x[1, 3] = 0
@@ -249,12 +245,12 @@ def test_stem_network_on_both_unets(kind):
 def test_first_block_form_on_both_unets(kind):
     """nnU-Net's first convolution becomes grouped by modality (fewer weights than the dense one); its output is
     the stem (aligned, substituted); every other parameter is stock."""
-    arch = dict(COMMON, **NETWORKS[kind][1])
+    arch = architecture(kind)
     attrs = {"stem_anchor": "mixture", "stem_placement": "first_block", "anchor_loss_pool": 2}
     form = read_form(type("nnUNetTrainerFB", (), attrs), arch, 4)
     assert form.stem_channels == arch["features_per_stage"][0] // 4 and input_channels(form, 4) == 4
-    stock = _net(kind)
-    net = wrap(form, _net(kind), 4).train()
+    stock = small_unet(kind)
+    net = wrap(form, small_unet(kind), 4).train()
     x = torch.randn(2, 4, 32, 32, 32)
     x[1, 3] = 0
     out = net(x)
@@ -285,11 +281,9 @@ def test_invariant_teachers_alignment_term_survives_shrinking_its_norm(trainer):
     test_invariant_loss_ignores_a_rescaling_raw_does_not), and the prediction not at all."""
     import nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher as module
 
-    arch = dict(COMMON, **NETWORKS["PlainConvUNet"][1])
+    arch = architecture("PlainConvUNet")
     form = read_form(getattr(module, trainer), arch, 4)
-    net = wrap(form, _net("PlainConvUNet") if form.placement == "first_block" else get_network_from_plans(
-        NETWORKS["PlainConvUNet"][0], arch, REQ_IMPORT, input_channels(form, 4), 3, allow_init=True,
-        deep_supervision=True), 4).train()
+    net = wrap(form, small_unet(input_channels=input_channels(form, 4)), 4).train()
     torch.manual_seed(1)
     x = torch.randn(2, 4, 32, 32, 32)
     x[0, 1] = 0
@@ -317,11 +311,9 @@ def test_invariant_teachers_alignment_term_survives_shrinking_its_norm(trainer):
 def test_stem_network_under_torch_compile(placement):
     """nnU-Net compiles the network on CUDA by default; the stem's substitution and the values it keeps for the
     loss must survive compilation (aot_eager: the same graph capture on the CPU)."""
-    arch = dict(COMMON, **NETWORKS["PlainConvUNet"][1])
+    arch = architecture("PlainConvUNet")
     form = read_form(type("nnUNetTrainerC", (), {"stem_anchor": "mixture", "stem_placement": placement}), arch, 4)
-    torch.manual_seed(0)
-    net = wrap(form, get_network_from_plans(NETWORKS["PlainConvUNet"][0], arch, REQ_IMPORT, input_channels(form, 4), 3,
-                                            allow_init=True, deep_supervision=True), 4)
+    net = wrap(form, small_unet(input_channels=input_channels(form, 4)), 4)
     compiled = torch.compile(net, backend="aot_eager")
     x = torch.randn(2, 4, 32, 32, 32)
     x[0, 1] = 0
