@@ -135,18 +135,35 @@ def train(env: dict, dataset: dict, trainer: str, *extra: str, check: bool = Tru
                     "-p", PLANS_OF[configuration], "-device", "cpu", *extra], env, check=check)
 
 
-def interrupt_after_first_epoch(fold: str) -> list[str]:
-    """Make a finished 2-epoch run look interrupted after its first epoch: checkpoint_latest.pth at epoch 1 (the
-    logs cut to that epoch), no final or best checkpoint (nnU-Net's --c would otherwise load those, and a run
-    whose best checkpoint is its last has nothing left to train). Returns the training logs there are now."""
-    import torch
+def train_interrupted(env: dict, dataset: dict, trainer: str, timeout: float = 900) -> list[str]:
+    """Stock nnUNetv2_train (fold 0, cpu_tiny) killed with its workers as soon as its second epoch starts, when
+    nnU-Net itself has written checkpoint_latest.pth of the first: a real interruption, to resume with --c. The trainer
+    must checkpoint every epoch and train at least two. Returns the training logs there are then."""
+    import re
+    import signal
+    import time
 
-    ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
-    ckpt["current_epoch"] = 1
-    ckpt["logging"] = {k: v[:1] for k, v in ckpt["logging"].items()}
-    torch.save(ckpt, os.path.join(fold, "checkpoint_latest.pth"))
-    for name in ("checkpoint_final.pth", "checkpoint_best.pth"):
-        os.remove(os.path.join(fold, name))
+    fold = fold_folder(env, dataset, trainer)
+    args = ["nnUNetv2_train", str(dataset["id"]), "3d_fullres", "0", "-tr", trainer, "-p", PLANS_OF["3d_fullres"],
+            "-device", "cpu"]
+    proc = subprocess.Popen([os.path.join(BIN, args[0])] + args[1:], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + timeout
+    try:
+        while not any(re.search(r": Epoch 1\b", open(os.path.join(fold, f)).read())
+                      for f in (os.listdir(fold) if os.path.isdir(fold) else []) if f.startswith("training_log")):
+            if proc.poll() is not None:
+                raise AssertionError(f"{trainer} ended ({proc.returncode}) before its second epoch:\n"
+                                     f"{proc.stderr.read()[-4000:]}")
+            if time.time() > deadline:
+                raise AssertionError(f"{trainer} did not reach its second epoch in {timeout} s")
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert os.path.isfile(os.path.join(fold, "checkpoint_latest.pth"))
+    assert not os.path.exists(os.path.join(fold, "checkpoint_final.pth")), "the run finished before it was stopped"
     return sorted(f for f in os.listdir(fold) if f.startswith("training_log"))
 
 
@@ -247,3 +264,24 @@ def predict(env: dict, dataset: dict, trainer: str, images: str, out: str, *extr
     return run_cli(["nnUNetv2_predict", "-i", images, "-o", out, "-d", str(dataset["id"]), "-c", "3d_fullres",
                     "-tr", trainer, "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu", "--disable_tta",
                     "-npp", "0", "-nps", "0", *extra], env)
+
+
+def check_prediction(out: str, images: str, labels: str) -> None:
+    """Each case predicted into `out` (with --save_probabilities) is the region-based network's own output: the
+    reference's shape and labels, labelled exactly where a region's saved probability exceeds 0.5, and probabilities
+    that are finite and vary over the brain (a network that gives NaN or one constant fails; so does a prediction
+    that is not written from its probabilities)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    cases = sorted(f[: -len(".nii.gz")] for f in os.listdir(out) if f.endswith(".nii.gz"))
+    assert cases
+    for case in cases:
+        pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(out, case + ".nii.gz")))
+        ref = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(labels, case + ".nii.gz")))
+        assert pred.shape == ref.shape and set(np.unique(pred)) <= {0, 1, 2, 3}
+        probs = np.load(os.path.join(out, case + ".npz"))["probabilities"]
+        assert probs.shape[1:] == pred.shape and np.isfinite(probs).all()
+        assert np.array_equal(pred > 0, (probs > 0.5).any(0))
+        brain = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(images, case + "_0000.nii.gz"))) != 0
+        assert probs[:, brain].std(axis=1).min() > 1e-4, f"{case}: the probabilities are constant over the brain"

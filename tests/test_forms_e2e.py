@@ -5,11 +5,10 @@ import os
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 import torch
 from PIL import Image
 
-from conftest import epochs_in_new_logs, fold_folder, interrupt_after_first_epoch, predict, run_cli, train
+from conftest import check_prediction, epochs_in_new_logs, fold_folder, predict, run_cli, train, train_interrupted
 from nnunetv2_mtg.env import UserInputError
 
 # "" is the default form (the mixture stem): its teacher is the suite's default teacher
@@ -19,14 +18,6 @@ FORMS = {"AllStages": ("align.", "kl_align", "kl_latent"), "": ("stem.", "anchor
 
 def _ckpt(fold):
     return torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
-
-
-def _check_prediction(out, one_case, phantom):
-    files = [f for f in os.listdir(out) if f.endswith(".nii.gz")]
-    assert len(files) == 1
-    pred = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(out, files[0])))
-    ref = sitk.GetArrayFromImage(sitk.ReadImage(os.path.join(phantom["raw"], "labelsTs", files[0])))
-    assert pred.shape == ref.shape and set(np.unique(pred)) <= {0, 1, 2, 3}
 
 
 @pytest.mark.parametrize("form", list(FORMS), ids=lambda f: f or "default")
@@ -51,23 +42,29 @@ def test_form_teacher_and_student(nnunet_env, models, phantom, one_case, form, t
     assert s["logging"][f"train_{latent_term}"][0] > 0
 
     out = tmp_path / "pred"
-    predict(nnunet_env, phantom, student, one_case, str(out))
-    _check_prediction(out, one_case, phantom)
+    predict(nnunet_env, phantom, student, one_case, str(out), "--save_probabilities")
+    check_prediction(str(out), one_case, os.path.join(phantom["raw"], "labelsTs"))
 
 
-def test_stem_student_resumes(nnunet_env, models, phantom):
-    """Two epochs of a stem student; interrupted after the first, --c trains the second only."""
-    teacher = models.fold(phantom, "nnUNetTrainerMTGTeacher_12iters")
-    env = dict(nnunet_env, nnUNet_MTG_TEACHER=teacher)
-    student = "nnUNetTrainerTestStudentTwoEpochs"
-    fold = models.fold(phantom, student, nnUNet_MTG_TEACHER=teacher)
-    before = _ckpt(fold)["logging"]["train_stem_latent"]
-    old_logs = interrupt_after_first_epoch(fold)
-    train(env, phantom, student, "--c")
-    after = _ckpt(fold)
-    assert after["current_epoch"] == 2 and len(after["logging"]["train_stem_latent"]) == 2
-    assert after["logging"]["train_stem_latent"][0] == before[0]  # epoch 0 restored, not retrained
-    assert epochs_in_new_logs(fold, old_logs) == [1]
+def test_default_teacher_and_student_resume_a_real_interruption(nnunet_env, phantom):
+    """The default form's teacher, then its student (which finds that teacher by itself), each killed as its second
+    epoch starts: --c resumes from the checkpoint_latest.pth nnU-Net wrote, trains the second epoch only and keeps
+    the first epoch's loss terms; the resumed student learns from the same teacher."""
+    teacher_fold = fold_folder(nnunet_env, phantom, "nnUNetTrainerTestTeacherTwoEpochs")
+    for trainer, term in (("nnUNetTrainerTestTeacherTwoEpochs", "anchor_align"),
+                          ("nnUNetTrainerTestStudentTwoEpochs", "stem_latent")):
+        fold = fold_folder(nnunet_env, phantom, trainer)
+        old_logs = train_interrupted(nnunet_env, phantom, trainer)
+        latest = torch.load(os.path.join(fold, "checkpoint_latest.pth"), map_location="cpu", weights_only=False)
+        assert latest["current_epoch"] == 1 and len(latest["logging"][f"train_{term}"]) == 1
+        train(nnunet_env, phantom, trainer, "--c")
+        after = _ckpt(fold)
+        assert after["current_epoch"] == 2 and len(after["logging"][f"train_{term}"]) == 2
+        assert after["logging"][f"train_{term}"][0] == latest["logging"][f"train_{term}"][0]  # restored, not retrained
+        assert after["logging"][f"train_{term}"][1] != latest["logging"][f"train_{term}"][0]
+        assert epochs_in_new_logs(fold, old_logs) == [1]
+    logs = [open(os.path.join(fold, f)).read() for f in sorted(os.listdir(fold)) if f.startswith("training_log")]
+    assert len(logs) == 2 and all(f"teacher: {teacher_fold}/checkpoint_final.pth" in log for log in logs)
 
 
 def test_protokd_student(nnunet_env, models, phantom, dropout_teacher, one_case, tmp_path):
@@ -79,8 +76,8 @@ def test_protokd_student(nnunet_env, models, phantom, dropout_teacher, one_case,
         values = ckpt["logging"][f"train_{term}"]
         assert len(values) == 1 and all(np.isfinite(values)) and values[0] > 0, term
     out = tmp_path / "pred"
-    predict(nnunet_env, phantom, trainer, one_case, str(out))
-    _check_prediction(out, one_case, phantom)
+    predict(nnunet_env, phantom, trainer, one_case, str(out), "--save_probabilities")
+    check_prediction(str(out), one_case, os.path.join(phantom["raw"], "labelsTs"))
 
 
 def test_form_errors_before_any_output(nnunet_env, models, phantom, start_trainer):
@@ -185,4 +182,4 @@ def test_a_form_of_your_own_is_one_declaration(nnunet_env, phantom, start_traine
     assert teacher.lambda_align == 0.3 and teacher.num_epochs == 2 and teacher.num_iterations_per_epoch == 10
     with pytest.raises(UserInputError) as e:  # the student finds its own teacher by the declared name
         start_trainer(phantom, "nnUNetTrainerMTGStudentWideRaw_5epochs", nnUNet_extTrainer=ext)
-    assert f"-tr nnUNetTrainerMTGTeacherWideRaw_5epochs" in str(e.value)
+    assert "-tr nnUNetTrainerMTGTeacherWideRaw_5epochs" in str(e.value)

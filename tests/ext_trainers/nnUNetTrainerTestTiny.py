@@ -35,8 +35,8 @@ add_iteration_variants(globals(), 500, nnUNetTrainerMTGTeacher, nnUNetTrainerMTG
                        nnUNetTrainerMTGTeacherFirstBlock, val_iterations=2)
 
 
-class nnUNetTrainerTestStudentTwoEpochs(FixedIterations, nnUNetTrainerMTGStudent):
-    """Two epochs of 5 iterations (2 validation iterations): enough for a checkpoint to resume from."""
+class TwoShortEpochs(FixedIterations):
+    """Two epochs of 5 iterations (2 validation iterations), a checkpoint after each: a run to interrupt and resume."""
 
     val_iterations = 2
 
@@ -44,6 +44,14 @@ class nnUNetTrainerTestStudentTwoEpochs(FixedIterations, nnUNetTrainerMTGStudent
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs, self.num_iterations_per_epoch = 2, 5
+
+
+class nnUNetTrainerTestTeacherTwoEpochs(TwoShortEpochs, nnUNetTrainerMTGTeacher):
+    pass
+
+
+class nnUNetTrainerTestStudentTwoEpochs(TwoShortEpochs, nnUNetTrainerMTGStudent):
+    teacher_trainer = "nnUNetTrainerTestTeacherTwoEpochs"
 
 
 # a user's subclasses with a typo in their alignment attributes: must fail before nnU-Net creates any folder
