@@ -59,6 +59,14 @@ class DemoSchedule(NoTestTimeMirroring, FixedEpochs):
         self.num_epochs = self.demo_epochs.get(configuration, self.epochs)
 
 
+class DemoStudentSchedule(DemoSchedule):
+    """`make demo`'s schedule of a student: it starts from its teacher's weights (`start_from_teacher`), so fewer
+    epochs than the teacher's bring it to the teacher's Dice and past it over the subsets (docs/measurements.md)."""
+
+    demo_epochs = {"2d": 5}
+    start_from_teacher = True
+
+
 class FixedIterations:
     """A budget of `iterations` training iterations (the accuracy experiment's `_<N>iters` variants): epochs of
     at most nnU-Net's 250 iterations, 10 validation iterations per epoch (only nnU-Net's pseudo Dice uses them), a
@@ -82,6 +90,7 @@ class FixedIterations:
 
 SCHEDULES = {"_smoke": (SmokeSchedule, {}), "_demo": (DemoSchedule, {}), "_1epoch": (FixedEpochs, {"epochs": 1}),
              **{f"_{n}epochs": (FixedEpochs, {"epochs": n}) for n in (2, 5, 50, 250)}}
+STUDENT_SCHEDULES = {**SCHEDULES, "_demo": (DemoStudentSchedule, {})}
 
 
 def variant(base: type, suffix: str, mixin: type, attributes: dict, module: str) -> type:
@@ -90,10 +99,11 @@ def variant(base: type, suffix: str, mixin: type, attributes: dict, module: str)
     return type(name, (mixin, base), {**attributes, "__module__": module, "__qualname__": name})
 
 
-def add_schedule_variants(namespace: dict, *trainers: type) -> None:
-    """Define the variants of SCHEDULES for each trainer in a module's namespace (pass `globals()`)."""
+def add_schedule_variants(namespace: dict, *trainers: type, schedules: dict = SCHEDULES) -> None:
+    """Define the variants of `schedules` (SCHEDULES; STUDENT_SCHEDULES for students) for each trainer in a module's
+    namespace (pass `globals()`)."""
     for base in trainers:
-        for suffix, (mixin, attributes) in SCHEDULES.items():
+        for suffix, (mixin, attributes) in schedules.items():
             cls = variant(base, suffix, mixin, attributes, namespace["__name__"])
             namespace[cls.__name__] = cls
 

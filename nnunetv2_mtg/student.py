@@ -34,7 +34,9 @@ class DistillationMixin:
     """Put before an nnU-Net trainer that has LossTermsMixin. Class attributes: `teacher_trainer` (the
     paired teacher's trainer name), `lambda_kd`, `kd_temperature`, `kd_t_squared`, `kd_class_mean`, and `lambda_lat` (the
     latent terms of aligned students: KL between the Gaussian heads' latents, distance between the stem
-    features, on `stem_latent_pool`-voxel blocks: they need a teacher of the same alignment form)."""
+    features, on `stem_latent_pool`-voxel blocks: they need a teacher of the same alignment form). With
+    `start_from_teacher`, training starts from the teacher's weights, output layers included (the student's network
+    is the teacher's); a resumed run (--c) continues from its own checkpoint."""
 
     teacher_trainer: str
     lambda_kd = 1.0
@@ -44,6 +46,7 @@ class DistillationMixin:
     lambda_lat = 0.0
     stem_latent_pool = 2
     mask_in_data_loader = False
+    start_from_teacher = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -64,6 +67,9 @@ class DistillationMixin:
 
     def initialize(self):
         super().initialize()
+        if self.start_from_teacher:
+            unwrap(self.network).load_state_dict(unwrap(self.teacher_network).state_dict())
+            self.print_to_log_file("started from the teacher's weights")
         self.teacher_network.to(self.device)
         if self._do_i_compile():  # where nnU-Net compiles the student, an uncompiled teacher would dominate the step
             self.teacher_network = torch.compile(self.teacher_network)

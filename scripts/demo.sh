@@ -23,12 +23,14 @@ case "$CONFIGURATION" in
 esac
 PLANS="nnUNetPlans_$PRESET"
 DEVICE="${DEMO_DEVICE:-cpu}"
-# 2d: eight epochs of 250 iterations per model; 3d_fullres: one (nnunetv2_mtg/schedules.py DemoSchedule). Either
-# way the final validation runs without test-time mirroring. DEMO_SCHEDULE=_50epochs trains longer.
+# 2d: the teacher eight epochs of 250 iterations, the student five, starting from the teacher's weights; 3d_fullres:
+# one each (nnunetv2_mtg/schedules.py DemoSchedule, DemoStudentSchedule). Either way the final validation runs
+# without test-time mirroring. DEMO_SCHEDULE=_50epochs trains longer (the student then from scratch).
 SCHEDULE="${DEMO_SCHEDULE:-_demo}"
 TEACHER="nnUNetTrainerMTGTeacher$SCHEDULE"
 STUDENT="nnUNetTrainerMTGStudent$SCHEDULE"
-echo "demo: nnU-Net's $CONFIGURATION configuration with the $PRESET preset on $DEVICE ($TEACHER, then $STUDENT)."
+echo "demo: nnU-Net's $CONFIGURATION configuration with the $PRESET preset on $DEVICE ($TEACHER, then $STUDENT,"
+echo "      which starts from the teacher's weights in the demo)."
 echo "      On a GPU and real data you would train 3d_fullres with nnU-Net's own plans: README, 'Quick start on BraTS'."
 mkdir -p "$nnUNet_raw" "$nnUNet_preprocessed" "$nnUNet_results"
 RAW="$nnUNet_raw/Dataset${ID}_BraTSPhantom"

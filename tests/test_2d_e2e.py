@@ -88,12 +88,26 @@ def test_default_teacher_and_student_on_2d(nnunet_env, models, phantom_2d, tmp_p
     assert pred.max() > 0
 
 
-def test_demo_schedule_on_2d(phantom_2d, start_trainer):
-    """`make demo` trains 2d: eight epochs there (one in 3d, test_ext_trainer), no test-time mirroring."""
+def test_demo_schedule_on_2d(models, phantom_2d, start_trainer):
+    """`make demo` trains 2d: the teacher eight epochs there (one in 3d, test_ext_trainer), no test-time mirroring;
+    the student five, starting from its teacher's weights (another schedule of the same student does not)."""
+    from nnunetv2_mtg.alignment import unwrap
+
     demo = start_trainer(phantom_2d, "nnUNetTrainerMTGTeacher_demo", configuration="2d", plans=PLANS)
     assert demo.num_epochs == 8 and demo.num_iterations_per_epoch == 250
     assert tuple(demo.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[-1]) == (0, 1)
     assert demo.inference_allowed_mirroring_axes is None
+
+    teacher = os.path.join(models.fold(phantom_2d, TEACHER, configuration="2d"), "checkpoint_final.pth")
+    weights = _ckpt(os.path.dirname(teacher))["network_weights"]
+    for name, starts_from_teacher in (("nnUNetTrainerMTGStudent_demo", True),
+                                      ("nnUNetTrainerMTGStudent_5epochs", False)):
+        student = start_trainer(phantom_2d, name, configuration="2d", plans=PLANS, nnUNet_MTG_TEACHER=teacher)
+        assert student.num_epochs == 5
+        student.initialize()
+        own = unwrap(student.network).state_dict()
+        assert set(own) == set(weights)
+        assert all(torch.equal(own[k].cpu(), weights[k]) for k in own) == starts_from_teacher, name
 
 
 def test_first_block_form_on_2d(nnunet_env, models, phantom_2d):
