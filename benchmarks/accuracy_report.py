@@ -78,8 +78,7 @@ def paired_section(tables: dict, trainers: list[str], it: int) -> tuple[list[str
     lines, rows = [], []
     for title, reference, group in comparisons([t for t in trainers if t in tables]):
         full_only = title.startswith("Full input")
-        full = max({k[2] for k in tables[reference] if k[2] != statistics.MEAN}, key=lambda x: x.count("+"))
-        subset = full if full_only else statistics.MEAN
+        subset = statistics.full_input(tables[reference]) if full_only else statistics.MEAN
         diffs = {t: {r: statistics.paired_difference(tables[t], tables[reference], subset, r)
                      for r in ("WT", "TC", "ET", statistics.MEAN)} for t in group}
         adjusted = dict(zip(group, statistics.holm([diffs[t][statistics.MEAN].p_value for t in group])))
@@ -101,7 +100,7 @@ def paired_section(tables: dict, trainers: list[str], it: int) -> tuple[list[str
 
 
 def summary_rows(table: dict, trainer: str) -> list[dict]:
-    full = max({k[2] for k in table if k[2] != statistics.MEAN}, key=lambda s: s.count("+"))
+    full = statistics.full_input(table)
     regions = sorted({k[3] for k in table if k[3] != statistics.MEAN}) + [statistics.MEAN]
     rows = []
     for r in regions:

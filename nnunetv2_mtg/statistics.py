@@ -127,6 +127,17 @@ def fold_means(table: dict[tuple, float], subset: str = MEAN, region: str = MEAN
             for f in folds}
 
 
+def full_input(table: dict[tuple, float]) -> str:
+    """The subset of a dice table that has every modality the table's subsets name (subset names join modalities
+    with "+", as evaluate writes them)."""
+    subsets = {k[2] for k in table if k[2] != MEAN}
+    every = set().union(*(s.split("+") for s in subsets))
+    full = [s for s in subsets if set(s.split("+")) == every]
+    if not full:
+        raise ValueError(f"no subset with all of {sorted(every)} in the table")
+    return full[0]
+
+
 def spread(values: list[float]) -> float:
     """Sample standard deviation (ddof 1) of per-fold means; nan with fewer than two folds."""
     return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")

@@ -127,3 +127,17 @@ def test_holm_and_verdict():
     assert verdict(up, 0.01) == "better" and verdict(up, 0.2) == "no difference shown"
     assert verdict(PairedDifference(-0.02, -0.03, -0.01, 0.01, 16, 3), 0.03) == "worse"
     assert verdict(PairedDifference(0.02, -0.01, 0.05, 0.001, 16, 3), 0.001) == "no difference shown"
+
+
+def test_full_input_is_the_subset_with_every_modality():
+    """Named by its modalities, not by its length: a table in another naming, or with only some subsets, still gives
+    the full input; a table without it is refused."""
+    from nnunetv2_mtg.statistics import full_input
+
+    def table(*subsets):
+        return dice_table([{"case": "c", "fold": 0, "subset": s, "region": "WT", "dice": 0.5} for s in subsets])
+
+    assert full_input(table("T1+T2", "T1+T1ce+T2+FLAIR", "FLAIR", "T1ce+T2+FLAIR")) == "T1+T1ce+T2+FLAIR"
+    assert full_input(table("t2f", "t1n+t1c+t2w+t2f", "t1c+t2w")) == "t1n+t1c+t2w+t2f"
+    with pytest.raises(ValueError, match="no subset with all of"):
+        full_input(table("T1+T2", "T1ce+FLAIR"))
