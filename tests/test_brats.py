@@ -101,3 +101,30 @@ def test_label_based_brats_dataset_is_scored_on_wt_tc_et_and_its_labels():
                        ("label ET", 3)]
     other = {"labels": {"background": 0, "liver": 1}}
     assert region_names(other, LabelManager(other["labels"], None)) == [("liver", 1)]
+
+
+def test_written_predictions_get_the_challenge_labels(tmp_path):
+    """predict's last step on a staged segmentation holding every dataset label: each voxel converted (2023: edema
+    1 -> 2, necrosis 2 -> 1, enhancing 3 -> 3; 2021: enhancing -> 4), the staged file gone, geometry kept; a label
+    the table does not know is refused."""
+    import SimpleITK as sitk
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    from nnunetv2_mtg.predict import convert_labels
+
+    seg = np.array([0, 1, 2, 3, 1, 2], dtype=np.uint8).reshape(1, 2, 3)
+    for year, expected in (("2023", [0, 2, 1, 3, 2, 1]), ("2021", [0, 2, 1, 4, 2, 1])):
+        staging, out = tmp_path / year / "staging", tmp_path / year / "out"
+        staging.mkdir(parents=True)
+        out.mkdir()
+        image = sitk.GetImageFromArray(seg)
+        image.SetSpacing((2.0, 3.0, 4.0))
+        sitk.WriteImage(image, str(staging / "case.nii.gz"))
+        convert_labels(str(staging), str(out), ["case"], ".nii.gz", SimpleITKIO(), challenge_lookup(REGION_BASED, year))
+        written = sitk.ReadImage(str(out / "case.nii.gz"))
+        assert sitk.GetArrayFromImage(written).ravel().tolist() == expected, year
+        assert written.GetSpacing() == (2.0, 3.0, 4.0) and not (staging / "case.nii.gz").exists()
+    sitk.WriteImage(sitk.GetImageFromArray(np.full((1, 2, 3), 7, np.uint8)), str(staging / "bad.nii.gz"))
+    with pytest.raises(RuntimeError, match="holds label 7"):
+        convert_labels(str(staging), str(out), ["bad"], ".nii.gz", SimpleITKIO(),
+                       challenge_lookup(REGION_BASED, "2021"))
