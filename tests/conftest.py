@@ -258,11 +258,13 @@ def one_case(phantom, tmp_path_factory) -> str:
     return str(folder)
 
 
-def predict(env: dict, dataset: dict, trainer: str, images: str, out: str, *extra: str) -> subprocess.CompletedProcess:
-    """Stock nnUNetv2_predict, fold 0, cpu_tiny plans, on the CPU, without test-time mirroring, on nnU-Net's
-    sequential path (-npp 0 -nps 0: its worker processes would take 13 s of a 17 s two-case prediction to start)."""
-    return run_cli(["nnUNetv2_predict", "-i", images, "-o", out, "-d", str(dataset["id"]), "-c", "3d_fullres",
-                    "-tr", trainer, "-p", "nnUNetPlans_cpu_tiny", "-f", "0", "-device", "cpu", "--disable_tta",
+def predict(env: dict, dataset: dict, trainer: str, images: str, out: str, *extra: str,
+            configuration: str = "3d_fullres") -> subprocess.CompletedProcess:
+    """Stock nnUNetv2_predict, fold 0, the suite's CPU plans of the configuration, on the CPU, without test-time
+    mirroring, on nnU-Net's sequential path (-npp 0 -nps 0: its worker processes would take 13 s of a 17 s two-case
+    prediction to start)."""
+    return run_cli(["nnUNetv2_predict", "-i", images, "-o", out, "-d", str(dataset["id"]), "-c", configuration,
+                    "-tr", trainer, "-p", PLANS_OF[configuration], "-f", "0", "-device", "cpu", "--disable_tta",
                     "-npp", "0", "-nps", "0", *extra], env)
 
 

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from conftest import PLANS_OF, run_cli
+from conftest import PLANS_OF, check_prediction, predict, run_cli
 
 PLANS = PLANS_OF["2d"]
 TEACHER, STUDENT = "nnUNetTrainerMTGTeacher_500iters", "nnUNetTrainerMTGStudent_500iters"
@@ -110,7 +110,9 @@ def test_demo_schedule_on_2d(models, phantom_2d, start_trainer):
         assert all(torch.equal(own[k].cpu(), weights[k]) for k in own) == starts_from_teacher, name
 
 
-def test_first_block_form_on_2d(nnunet_env, models, phantom_2d):
+def test_first_block_form_on_2d(nnunet_env, models, phantom_2d, start_trainer, tmp_path):
+    """The first-block teacher's round trip: trained, its checkpoint predicted by stock nnUNetv2_predict (which
+    rebuilds the grouped first block from the trainer name), and found by its student with the same form."""
     fold = models.fold(phantom_2d, "nnUNetTrainerMTGTeacherFirstBlock_500iters", configuration="2d")
     ckpt = _ckpt(fold)
     first = ckpt["network_weights"]["encoder.stages.0.0.convs.0.block.conv.weight"]
@@ -119,3 +121,15 @@ def test_first_block_form_on_2d(nnunet_env, models, phantom_2d):
     assert not any(k.startswith("stem.") for k in ckpt["network_weights"])  # no stem in front of the encoder
     values = ckpt["logging"]["train_anchor_align"]
     assert all(np.isfinite(values)) and min(values) > 0
+
+    raw = phantom_2d["raw"]
+    out = tmp_path / "pred"
+    predict(nnunet_env, phantom_2d, "nnUNetTrainerMTGTeacherFirstBlock_500iters", os.path.join(raw, "imagesTs"),
+            str(out), "--save_probabilities", configuration="2d")
+    check_prediction(str(out), os.path.join(raw, "imagesTs"), os.path.join(raw, "labelsTs"))
+    student = start_trainer(phantom_2d, "nnUNetTrainerMTGStudentFirstBlock_500iters", configuration="2d", plans=PLANS)
+    assert student.teacher_checkpoint == os.path.join(fold, "checkpoint_final.pth")
+    assert student.form.name == "first-block-mixture"
+    teacher_weights = student.teacher_network.state_dict()
+    assert set(teacher_weights) == set(ckpt["network_weights"])
+    assert all(torch.equal(teacher_weights[k].cpu(), v) for k, v in ckpt["network_weights"].items())

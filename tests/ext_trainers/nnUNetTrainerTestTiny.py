@@ -8,6 +8,7 @@ from nnunetv2_mtg.schedules import FixedIterations, SmokeSchedule, add_iteration
 from nnunetv2_mtg.trainers.nnUNetTrainerKDStudent import nnUNetTrainerKDStudent
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGStudent import (nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentAllStages,
+                                                            nnUNetTrainerMTGStudentFirstBlock,
                                                             nnUNetTrainerMTGStudentGaussian)
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGTeacherAllStages,
                                                             nnUNetTrainerMTGTeacherBottleneck,
@@ -32,7 +33,7 @@ add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTraine
 # <trainer>_500iters: two nnU-Net epochs (2 validation iterations each), enough for a cpu_2d model of the suite's
 # phantom to segment
 add_iteration_variants(globals(), 500, nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent,
-                       nnUNetTrainerMTGTeacherFirstBlock, val_iterations=2)
+                       nnUNetTrainerMTGTeacherFirstBlock, nnUNetTrainerMTGStudentFirstBlock, val_iterations=2)
 
 
 class TwoShortEpochs(FixedIterations):
