@@ -79,14 +79,15 @@ def markdown(rows: list[dict], budget: int | None, tolerance: float, commands: l
     return "\n".join(lines)
 
 
-def score(per_case: str, full: str) -> tuple[float, float]:
-    """(mean Dice x100 over the subsets, Dice x100 of the subset `full`) of one evaluated model, from its per-case
+def score(per_case: str) -> tuple[float, float]:
+    """(mean Dice x100 over the subsets, Dice x100 with every modality) of one evaluated model, from its per-case
     table."""
     from nnunetv2_mtg import statistics
     from nnunetv2_mtg.report import read_csv
 
     table = statistics.dice_table(read_csv(per_case))
-    (over_subsets,), (full_input,) = (statistics.fold_means(table, s).values() for s in (statistics.MEAN, full))
+    (over_subsets,), (full_input,) = (statistics.fold_means(table, s).values()
+                                      for s in (statistics.MEAN, statistics.full_input(table)))
     return 100 * over_subsets, 100 * full_input
 
 
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         out = os.path.join(exp.ws, "learning_curve", f"{budget}iters")
         exp.evaluate(a.trainers, [a.fold], out)
         for t in a.trainers:
-            mean, full = score(os.path.join(out, accuracy.variant(t, budget), "per_case.csv"), full_input_name(exp))
+            mean, full = score(os.path.join(out, accuracy.variant(t, budget), "per_case.csv"))
             minutes = training_minutes(exp.fold_dir(t, a.fold))
             rows.append({"trainer": t, "iterations": budget, "mean_dice_15_subsets": round(mean, 2),
                          "full_input_dice": round(full, 2), "training_minutes": round(minutes, 1)})
@@ -155,16 +156,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
                   "of a retraining is measured separately, docs/RESULTS.md)"]
         write(a, rows, commands, header)
     return rows
-
-
-def full_input_name(exp) -> str:
-    """The name of the subset with every modality of the experiment's dataset."""
-    import json
-
-    from nnunetv2_mtg.modalities import enumerate_subsets, modality_names
-
-    with open(os.path.join(os.environ["nnUNet_raw"], exp.dataset, "dataset.json")) as f:
-        return next(s.name for s in enumerate_subsets(modality_names(json.load(f))) if s.is_full)
 
 
 def training_minutes(fold_dir: str) -> float:

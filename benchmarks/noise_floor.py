@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 
-def report(tables: dict, full: str, fold: int, header: list[str]) -> tuple[list[str], dict]:
+def report(tables: dict, fold: int, header: list[str]) -> tuple[list[str], dict]:
     """Markdown lines and {figure: ((first, second), PairedDifference)} of the two runs' dice tables."""
     from nnunetv2_mtg import statistics
 
@@ -29,6 +29,7 @@ def report(tables: dict, full: str, fold: int, header: list[str]) -> tuple[list[
              "- Dice x100 (mean of WT, TC, ET); difference = second minus first, 95% bootstrap CI over the cases", "",
              "| | first | second | second - first [95% CI] |", "| --- | ---: | ---: | ---: |"]
     result = {}
+    full = statistics.full_input(tables["first"])
     for label, subset in (("mean over the 15 subsets", statistics.MEAN), ("full input", full)):
         means = [100 * statistics.fold_means(tables[r], subset)[str(fold)] for r in ("first", "second")]
         d = statistics.paired_difference(tables["second"], tables["first"], subset, statistics.MEAN)
@@ -51,7 +52,6 @@ def main(argv: list[str] | None = None) -> dict:
     command = "python benchmarks/noise_floor.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     sys.path.insert(0, HERE)
     import accuracy
-    from learning_curve import full_input_name
 
     from nnunetv2_mtg import statistics
     from nnunetv2_mtg.report import read_csv
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     header = [f"- command: `{command}`",
               f"- {name}, fold {a.fold}, {exp.dataset}, plans `{exp.plans}`, configuration {a.c}; the second "
               "training in its own results folder, both scored on the same test cases"]
-    lines, result = report(tables, full_input_name(exp), a.fold, header)
+    lines, result = report(tables, a.fold, header)
     os.makedirs(a.results, exist_ok=True)
     with open(os.path.join(a.results, "noise_floor.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
