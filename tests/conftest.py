@@ -128,11 +128,16 @@ def fold_folder(env: dict, dataset: dict, trainer: str, configuration: str = "3d
                         f"{trainer}__{PLANS_OF[configuration]}__{configuration}", "fold_0")
 
 
+def train_args(dataset: dict, trainer: str, *extra: str, configuration: str = "3d_fullres") -> list[str]:
+    """Stock nnUNetv2_train's command line: fold 0, the suite's CPU plans of the configuration, on the CPU."""
+    return ["nnUNetv2_train", str(dataset["id"]), configuration, "0", "-tr", trainer, "-p", PLANS_OF[configuration],
+            "-device", "cpu", *extra]
+
+
 def train(env: dict, dataset: dict, trainer: str, *extra: str, check: bool = True,
           configuration: str = "3d_fullres") -> subprocess.CompletedProcess:
-    """Stock nnUNetv2_train, fold 0, the suite's CPU plans of the configuration (cpu_tiny, cpu_2d), on the CPU."""
-    return run_cli(["nnUNetv2_train", str(dataset["id"]), configuration, "0", "-tr", trainer,
-                    "-p", PLANS_OF[configuration], "-device", "cpu", *extra], env, check=check)
+    """Stock nnUNetv2_train (train_args) as a finished run; on unexpected failure its output is shown."""
+    return run_cli(train_args(dataset, trainer, *extra, configuration=configuration), env, check=check)
 
 
 def train_interrupted(env: dict, dataset: dict, trainer: str, timeout: float = 900) -> list[str]:
@@ -144,8 +149,7 @@ def train_interrupted(env: dict, dataset: dict, trainer: str, timeout: float = 9
     import time
 
     fold = fold_folder(env, dataset, trainer)
-    args = ["nnUNetv2_train", str(dataset["id"]), "3d_fullres", "0", "-tr", trainer, "-p", PLANS_OF["3d_fullres"],
-            "-device", "cpu"]
+    args = train_args(dataset, trainer)
     proc = subprocess.Popen([os.path.join(BIN, args[0])] + args[1:], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + timeout
