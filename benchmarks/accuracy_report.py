@@ -9,7 +9,7 @@ import numpy as np
 
 from nnunetv2_mtg import statistics
 from nnunetv2_mtg.atomic import write_text
-from nnunetv2_mtg.report import CI_TEXT, PER_CASE_FIELDS, per_fold_cell, per_fold_text, read_csv, write_csv_atomic
+from nnunetv2_mtg.report import CI_TEXT, PER_CASE_FIELDS, paired_rows, read_csv, region_table, write_csv_atomic
 
 SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
                   "full_input_sd_over_folds", "per_fold_mean_dice")
@@ -72,30 +72,21 @@ def comparisons(trainers: list[str]) -> list[tuple[str, str, list[str]]]:
     return [(title, ref, group) for title, ref, group in blocks if ref in trainers and group]
 
 
-def paired_section(tables: dict, trainers: list[str], it: int) -> tuple[list[str], list[dict]]:
-    """Markdown and CSV rows of every comparison block: Δ per region and for the mean with the two-level bootstrap
-    CI, the per-fold differences, the Wilcoxon p Holm-corrected within the block, and the verdict."""
+def paired_section(tables: dict, trainers: list[str]) -> tuple[list[str], list[dict]]:
+    """Markdown and CSV rows of every comparison block: report.region_table on the mean over the 15 subsets (or the
+    full input, against stock) and report.paired_rows with the block's title and Holm p."""
     lines, rows = [], []
     for title, reference, group in comparisons([t for t in trainers if t in tables]):
         full_only = title.startswith("Full input")
         subset = statistics.full_input(tables[reference]) if full_only else statistics.MEAN
         diffs = {t: {r: statistics.paired_difference(tables[t], tables[reference], subset, r)
                      for r in ("WT", "TC", "ET", statistics.MEAN)} for t in group}
-        adjusted = dict(zip(group, statistics.holm([diffs[t][statistics.MEAN].p_value for t in group])))
+        table, adjusted = region_table(diffs)
         lines += ["", f"### {title}" + (" (Dice with all four modalities)" if full_only else " (mean over the 15 subsets)"),
-                  "", "| trainer | Δ WT | Δ TC | Δ ET | Δ mean [95% CI] | per fold | p | Holm p | verdict |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-        for t in group:
-            d = diffs[t][statistics.MEAN]
-            lines.append(f"| {t} | " + " | ".join(f"{100 * diffs[t][r].mean:+.2f}" for r in ("WT", "TC", "ET"))
-                         + f" | {100 * d.mean:+.2f} [{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}] | "
-                           f"{per_fold_cell(d)} | {d.p_value:.2g} | {adjusted[t]:.2g} | "
-                           f"{statistics.verdict(d, adjusted[t])} |")
-            rows += [{"comparison": title, "trainer": t, "reference": reference, "subset": subset, "region": r,
-                      "difference": round(x.mean, 6), "ci_low": round(x.ci_low, 6), "ci_high": round(x.ci_high, 6),
-                      "p_value": x.p_value, "holm_p": adjusted[t] if r == statistics.MEAN else "", "cases": x.n_cases,
-                      "folds": x.n_folds, "per_fold": per_fold_text(x)}
-                     for r, x in diffs[t].items()]
+                  "", *table]
+        rows += [{"comparison": title, **row, "holm_p": adjusted[row["trainer"]] if row["region"] == statistics.MEAN
+                  else ""} for row in paired_rows({t: {(subset, r): d for r, d in diffs[t].items()} for t in group},
+                                                  reference)]
     return lines, rows
 
 
@@ -199,7 +190,7 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
     lines += ["", "## Paired differences", "",
               f"Dice x100, trainer minus reference over the cases x folds both have; {CI_TEXT}. Holm: p corrected over "
               "the trainers of one table; a verdict of better or worse needs the CI to exclude 0 and the Holm p < 0.05."]
-    paired_lines, paired = paired_section(tables, trainers, it)
+    paired_lines, paired = paired_section(tables, trainers)
     lines += paired_lines
     if paired:
         write_csv_atomic(os.path.join(csv_dir, "paired.csv"), tuple(paired[0]), paired)

@@ -178,7 +178,7 @@ def paired_tables(differences: dict, reference: str, regions: list[str]) -> str:
     """Markdown: per subset, each trainer's mean Dice (over regions) minus the reference's with its 95% CI and
     Wilcoxon p; then the mean over the subsets per region, with the per-fold differences, the Holm-corrected p over
     the trainers of the table and the verdict."""
-    from nnunetv2_mtg.statistics import MEAN, holm, verdict
+    from nnunetv2_mtg.statistics import MEAN
 
     names = list(differences)
     first = next(iter(differences.values()))
@@ -194,22 +194,33 @@ def paired_tables(differences: dict, reference: str, regions: list[str]) -> str:
             d = differences[t][(s, MEAN)]
             cells += [_paired_cell(d), _p(d)]
         lines.append("| " + " | ".join(cells) + " |")
-    adjusted = dict(zip(names, holm([differences[t][(MEAN, MEAN)].p_value for t in names])))
     lines += ["", "Mean over the subsets, per region; per fold: the mean difference of each fold's model; Holm: the "
                   "Wilcoxon p corrected over the trainers of this table; better/worse only when the CI excludes 0 "
-                  "and the Holm p < 0.05:", "",
-              "| trainer | " + " | ".join(f"Δ {r} [95% CI] | p" for r in regions + ["mean"]) +
-              " | per fold Δ mean | Holm p | verdict |",
-              "| --- |" + " ---: | ---: |" * (len(regions) + 1) + " ---: | ---: | --- |"]
+                  "and the Holm p < 0.05:", ""]
+    lines += region_table({t: {r: differences[t][(MEAN, r)] for r in regions + [MEAN]} for t in names})[0]
+    return "\n".join(lines) + "\n"
+
+
+def region_table(differences: dict[str, dict]) -> tuple[list[str], dict[str, float]]:
+    """Markdown rows, one per trainer: its difference per region (the mean last) with the 95% CI and Wilcoxon p, the
+    per-fold differences of the mean, the mean's p Holm-corrected over the table's trainers and the verdict; and the
+    Holm p by trainer. `differences`: trainer -> region -> PairedDifference, `statistics.MEAN` among the regions."""
+    from nnunetv2_mtg.statistics import MEAN, holm, verdict
+
+    names = list(differences)
+    regions = [r for r in next(iter(differences.values())) if r != MEAN]
+    adjusted = dict(zip(names, holm([differences[t][MEAN].p_value for t in names])))
+    lines = ["| trainer | " + " | ".join(f"Δ {r} [95% CI] | p" for r in regions + ["mean"]) +
+             " | per fold Δ mean | Holm p | verdict |",
+             "| --- |" + " ---: | ---: |" * (len(regions) + 1) + " ---: | ---: | --- |"]
     for t in names:
         cells = [t]
         for r in regions + [MEAN]:
-            d = differences[t][(MEAN, r)]
-            cells += [_paired_cell(d), _p(d)]
-        d = differences[t][(MEAN, MEAN)]
+            cells += [_paired_cell(differences[t][r]), _p(differences[t][r])]
+        d = differences[t][MEAN]
         cells += [per_fold_cell(d), f"{adjusted[t]:.2g}", verdict(d, adjusted[t])]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines, adjusted
 
 
 def paired_rows(differences: dict, reference: str) -> list[dict]:
