@@ -384,11 +384,36 @@ class Experiment:
             sh(["nnUNetv2_mtg_gap", "-d", str(self.dataset_id), "-c", self.a.c, "-p", self.plans, "-device", self.a.device, "-tr",
                 *[variant(t, self.a.iterations) for t in gap_teachers], "-f", str(gap_fold), "-i", self.images,
                 "-l", self.labels, "-o", gap_out], self.logfile("gap"))
-        from accuracy_report import write_results
+        from accuracy_report import RunResults, machine, write_results
 
         runs = self.record_invocation(time.time() - t_start)
-        path = write_results(self, trainers, finalists, best, groups, ev, gap_out, gap_fold, runs)
+        per_case = {}  # group -> trainer -> rows, the trainers with any
+        for name, (group, _) in groups.items():
+            tables = {t: os.path.join(ev, name, variant(t, self.a.iterations), "per_case.csv") for t in group}
+            per_case[name] = {t: rows for t, table in tables.items() if (rows := self.rows(t, table))}
+        path = write_results(RunResults(
+            command=self.a.command, dataset=self.dataset, test_cases=len(os.listdir(self.labels)), plans=self.plans,
+            configuration=self.a.c, iterations=self.a.iterations, folds=folds, trainers=trainers, per_case=per_case,
+            references={name: ref for name, (_, ref) in groups.items()}, best_form=best,
+            trained_on=self.trained_on(finalists), evaluated_on=machine(self.a.device), runs=runs,
+            tables=self.a.tables, reused=sorted(self.reused), evaluation=ev, gap=gap_out, gap_fold=gap_fold,
+            workspace=self.ws), self.a.results)
         log(f"results in {path}")
+
+    def trained_on(self, trainers: list[str]) -> str:
+        """Where the reported models were trained, from nnU-Net's debug.json of each fold trained here (a run may
+        train on a GPU machine with --train-only and be evaluated elsewhere)."""
+        from collections import Counter
+
+        seen = Counter()
+        for t in trainers:
+            for f in self.a.folds:
+                path = os.path.join(self.fold_dir(t, f), "debug.json")
+                if (t, f) not in self.reused and os.path.isfile(path):
+                    with open(path) as fh:
+                        d = json.load(fh)
+                    seen[f"{d.get('gpu_name') or d.get('device', '?')}, torch {d.get('torch_version', '?')}"] += 1
+        return "; ".join(f"{where} ({n} models)" for where, n in seen.items()) or "unknown"
 
     def record_invocation(self, seconds: float) -> list[dict]:
         """Every invocation of the experiment in this workspace, oldest first: it may be resumed several times, or

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +16,32 @@ SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over
                   "full_input_sd_over_folds", "per_fold_mean_dice")
 
 
+@dataclass
+class RunResults:
+    """What the report says of one run of benchmarks/accuracy.py, gathered from its workspace."""
+
+    command: str
+    dataset: str
+    test_cases: int
+    plans: str
+    configuration: str
+    iterations: int
+    folds: list[int]
+    trainers: list[str]  # every trainer of the run, for the comparison blocks
+    per_case: dict[str, dict[str, list[dict]]]  # "teachers"/"students" -> trainer -> per-case rows, all its folds
+    references: dict[str, str]  # group -> the trainer its per-subset comparison is against
+    best_form: str | None  # the screening's choice; None without --screening
+    trained_on: str
+    evaluated_on: str
+    runs: list[dict]  # every invocation in the workspace: command, machine, seconds, ended[, note]
+    tables: str | None  # --tables
+    reused: list[tuple[str, int]]  # model-folds taken from it
+    evaluation: str  # the workspace's evaluation folder (students/ and screening_fold0/ comparisons)
+    gap: str  # the gap report's folder (may not exist)
+    gap_fold: int | None
+    workspace: str
+
+
 def machine(device: str) -> str:
     import nnunetv2  # noqa: F401
     import torch
@@ -22,24 +49,6 @@ def machine(device: str) -> str:
 
     where = torch.cuda.get_device_name() if device == "cuda" else f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
     return f"{where}, torch {torch.__version__}, nnunetv2 {version('nnunetv2')}, Python {platform.python_version()}"
-
-
-def _trained_on(exp, trainers: list[str]) -> str:
-    """Where the reported models were trained, from nnU-Net's debug.json of each trained fold (a run may train on a
-    GPU machine with --train-only and be evaluated elsewhere)."""
-    from collections import Counter
-
-    seen = Counter()
-    for t in trainers:
-        for f in exp.a.folds:
-            if (t, f) in exp.reused:  # reported from --tables, whatever this workspace trained to teach
-                continue
-            path = os.path.join(exp.fold_dir(t, f), "debug.json")
-            if os.path.isfile(path):
-                with open(path) as fh:
-                    d = json.load(fh)
-                seen[f"{d.get('gpu_name') or d.get('device', '?')}, torch {d.get('torch_version', '?')}"] += 1
-    return "; ".join(f"{where} ({n} models)" for where, n in seen.items()) or "unknown"
 
 
 def _commit() -> str:
@@ -132,30 +141,29 @@ def write_run_json(folder: str, dataset: str, plans: str, configuration: str, it
                   indent=1)
 
 
-def write_results(exp, trainers: list[str], finalists: list[str], best: str | None, groups: dict, ev: str,
-                  gap_out: str, gap_fold: int | None, runs: list[dict]) -> str:
-    a = exp.a
-    it = a.iterations
-    out_dir = os.path.abspath(a.results)
+def write_results(r: RunResults, results: str) -> str:
+    """RESULTS.md and accuracy/ (summary.csv, paired.csv, gap.csv, per_case/) in `results`; returns RESULTS.md."""
+    it = r.iterations
+    out_dir = os.path.abspath(results)
     csv_dir = os.path.join(out_dir, "accuracy")
     os.makedirs(csv_dir, exist_ok=True)
     lines = ["# Does alignment help? The accuracy experiment", "",
              "Written by `benchmarks/accuracy.py`; every number below comes from the run described here.", "",
-             f"- command: `{a.command}`",
-             f"- data: {exp.dataset}, {len(os.listdir(exp.labels))} test cases (the same for every model), "
-             f"plans `{exp.plans}`, configuration {a.c}",
+             f"- command: `{r.command}`",
+             f"- data: {r.dataset}, {r.test_cases} test cases (the same for every model), "
+             f"plans `{r.plans}`, configuration {r.configuration}",
              f"- budget: {it} training iterations per model (batch size of the plans), nnU-Net's folds "
-             f"{', '.join(map(str, a.folds))} as repeats (different training splits and initialisations)"
+             f"{', '.join(map(str, r.folds))} as repeats (different training splits and initialisations)"
              + (", screening: fold 0 of every trainer, the other folds of the baselines and the best MTG form "
-                f"(chosen on fold 0's validation cases: **{best}**)" if a.screening else ""),
+                f"(chosen on fold 0's validation cases: **{r.best_form}**)" if r.best_form else ""),
              f"- code: commit {_commit()} of nnunetv2-mtg",
-             f"- trained on: {_trained_on(exp, finalists)}",
-             f"- evaluated on: {machine(a.device)}",
-             f"- wall time: {sum(r['seconds'] for r in runs) / 3600:.1f} h over {len(runs)} run(s) of the command:",
-             *[f"  {i}. `{r['command']}` on {r['machine']}: {r['seconds'] / 60:.1f} min (ended {r['ended']})"
-               + (f"; {r['note']}" if r.get("note") else "") for i, r in enumerate(runs, 1)],
-             *([f"- reused from `{a.tables}` (an earlier run's per-case tables, neither retrained nor re-evaluated "
-                "here): " + ", ".join(f"{t} fold {f}" for t, f in sorted(exp.reused))] if exp.reused else []),
+             f"- trained on: {r.trained_on}",
+             f"- evaluated on: {r.evaluated_on}",
+             f"- wall time: {sum(x['seconds'] for x in r.runs) / 3600:.1f} h over {len(r.runs)} run(s) of the command:",
+             *[f"  {i}. `{x['command']}` on {x['machine']}: {x['seconds'] / 60:.1f} min (ended {x['ended']})"
+               + (f"; {x['note']}" if x.get("note") else "") for i, x in enumerate(r.runs, 1)],
+             *([f"- reused from `{r.tables}` (an earlier run's per-case tables, neither retrained nor re-evaluated "
+                "here): " + ", ".join(f"{t} fold {f}" for t, f in sorted(r.reused))] if r.reused else []),
              "- Dice x100, mean over the cases; \"mean\" = mean of WT, TC, ET; spread = SD of the per-fold means", ""]
 
     summary, tables = [], {}
@@ -163,63 +171,58 @@ def write_results(exp, trainers: list[str], finalists: list[str], best: str | No
               "| trainer | folds | WT | TC | ET | mean (SD over folds) | per fold | full input: mean (SD) |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     os.makedirs(os.path.join(csv_dir, "per_case"), exist_ok=True)
-    write_run_json(os.path.join(csv_dir, "per_case"), exp.dataset, exp.plans, a.c, it)
-    for name, (group, reference) in groups.items():
-        group_rows = {}
-        for t in group:
-            per_case = exp.rows(t, os.path.join(ev, name, f"{t}_{it}iters", "per_case.csv"))
-            if not per_case:
-                continue
-            group_rows[t] = per_case
+    write_run_json(os.path.join(csv_dir, "per_case"), r.dataset, r.plans, r.configuration, it)
+    for name, group_rows in r.per_case.items():
+        for t, per_case in group_rows.items():
             tables[t] = statistics.dice_table(per_case)
             # beside the report, so a later run can pair new models with these without the workspace (--tables)
             write_csv_atomic(os.path.join(csv_dir, "per_case", f"{t}.csv.gz"), PER_CASE_FIELDS, per_case)
             rows = summary_rows(tables[t], t)
             summary += rows
-            by = {r["region"]: r for r in rows}
+            by = {x["region"]: x for x in rows}
             m = by[statistics.MEAN]
             per_fold = " / ".join(f"{100 * float(v):.1f}" for v in m["per_fold_mean_dice"].split())
-            lines.append(f"| {t} | {m['folds']} | " + " | ".join(_pct(by[r]["mean_dice_15_subsets"]) for r in
-                                                                  ("WT", "TC", "ET") if r in by) +
+            lines.append(f"| {t} | {m['folds']} | " + " | ".join(_pct(by[x]["mean_dice_15_subsets"]) for x in
+                                                                  ("WT", "TC", "ET") if x in by) +
                          f" | {_pct(m['mean_dice_15_subsets'])} ({_pct(m['sd_over_folds'])}) | {per_fold} | "
                          f"{_pct(m['full_input_dice'])} ({_pct(m['full_input_sd_over_folds'])}) |")
-        if name == "students" and reference in group_rows and len(group_rows) > 1:
-            students_comparison(ev, group_rows, reference)
+        if name == "students" and r.references[name] in group_rows and len(group_rows) > 1:
+            students_comparison(r.evaluation, group_rows, r.references[name])
     write_csv_atomic(os.path.join(csv_dir, "summary.csv"), SUMMARY_FIELDS, summary)
 
     lines += ["", "## Paired differences", "",
               f"Dice x100, trainer minus reference over the cases x folds both have; {CI_TEXT}. Holm: p corrected over "
               "the trainers of one table; a verdict of better or worse needs the CI to exclude 0 and the Holm p < 0.05."]
-    paired_lines, paired = paired_section(tables, trainers)
+    paired_lines, paired = paired_section(tables, r.trainers)
     lines += paired_lines
     if paired:
         write_csv_atomic(os.path.join(csv_dir, "paired.csv"), tuple(paired[0]), paired)
 
-    students = os.path.join(ev, "students", "comparison.md")
+    students = os.path.join(r.evaluation, "students", "comparison.md")
     if os.path.isfile(students):
         lines += ["", "## Students per subset (the main comparison)", "",
                   open(students).read().replace("## ", "### ").replace(f"_{it}iters", "")]
-    screening = os.path.join(ev, "screening_fold0", "comparison.md")
+    screening = os.path.join(r.evaluation, "screening_fold0", "comparison.md")
     if os.path.isfile(screening):
         lines += ["", "## Screening: every trainer on fold 0", "",
                   open(screening).read().split("## Paired")[0].replace("## ", "### ").replace(f"_{it}iters", "")]
-    gap = os.path.join(gap_out, "gap.md")
+    gap = os.path.join(r.gap, "gap.md")
     if os.path.isfile(gap):
         text = open(gap).read().replace(f"_{it}iters", "")
-        lines += ["", f"## Modality gap and bypass check of the teachers (fold {gap_fold}, test cases)", "",
+        lines += ["", f"## Modality gap and bypass check of the teachers (fold {r.gap_fold}, test cases)", "",
                   text.split("\n### ")[0].replace("## ", "### ")]
         gap_rows = []
-        for t in trainers:
+        for t in r.trainers:
             for f in ("bypass.csv", "gap.csv"):
-                path = os.path.join(gap_out, f"{t}_{it}iters", f)
+                path = os.path.join(r.gap, f"{t}_{it}iters", f)
                 if os.path.isfile(path):
-                    gap_rows += [{"trainer": t, "table": f[:-4], **r} for r in read_csv(path)]
+                    gap_rows += [{"trainer": t, "table": f[:-4], **x} for x in read_csv(path)]
         fields = ("trainer", "table", "representation", "aligned", "subset", "nmse", "cka", "changed_fraction",
                   "foreground_voxels", "cases")
         write_csv_atomic(os.path.join(csv_dir, "gap.csv"), fields, gap_rows)
     lines += ["", f"CSVs: `{os.path.relpath(csv_dir, out_dir)}/` (summary.csv, paired.csv, gap.csv, and every model's "
                   f"per-case Dice and HD95 over the subsets and folds in per_case/<trainer>.csv.gz); heatmaps in the "
-                  f"workspace ({os.path.relpath(exp.ws, os.path.dirname(out_dir))})."]
+                  f"workspace ({os.path.relpath(r.workspace, os.path.dirname(out_dir))})."]
     path = os.path.join(out_dir, "RESULTS.md")
     write_text(path, "\n".join(lines) + "\n")
     return path
