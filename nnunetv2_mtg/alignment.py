@@ -76,8 +76,6 @@ class AlignedUNet(nn.Module):
         if name not in SUPPORTED_NETWORKS:
             raise ValueError(f"the alignment wrapper does not know the network class {name} (from the plans' "
                              f"network_class_name). Supported: {', '.join(SUPPORTED_NETWORKS)}.")
-        if free_bits < 0:
-            raise ValueError(f"free_bits must be >= 0, got {free_bits}")
         self.encoder = network.encoder
         self.decoder = network.decoder
         self.stem_in_front = stem is not None and not stem_inside

@@ -10,15 +10,16 @@ A form says where the representation is pulled onto an anchor:
   stage's width divided among the modalities); `anchor_loss` `"invariant"` (when a form sets none) or `"raw"`
   (the scale-dependent loss; the default teacher's), `anchor_loss_pool` (average the features over blocks of that
   size before the loss), `anchor_sigma_floor` for the Gaussian anchor.
-The shipped trainers use one of these each; a subclass may combine them. The attributes are checked at
-trainer start, before nnU-Net creates any folder, so a typo in a user's subclass costs nothing.
+The shipped trainers use one of these each; a subclass may combine them. `read_form` turns the attributes into
+an `AlignmentForm`, which checks them (the one place that does) at trainer start, before nnU-Net creates any
+folder, so a typo in a user's subclass costs nothing.
 
 Each form class below also carries its trainer's `lambda_align`; the weights are the ones the accuracy experiment
 measured (docs/RESULTS.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from torch import nn
 
@@ -28,8 +29,18 @@ from nnunetv2_mtg.stem import ANCHOR_KINDS, LOSS_KINDS, ModalityStem, group_firs
 PLACEMENTS = ("front", "first_block")
 
 
+ATTRIBUTES = {"stages": "aligned_stages", "free_bits": "free_bits", "stem_anchor": "stem_anchor",
+              "stem_channels": "stem_channels_per_modality", "sigma_floor": "anchor_sigma_floor",
+              "placement": "stem_placement", "loss_kind": "anchor_loss", "loss_pool": "anchor_loss_pool"}
+"""Each field of AlignmentForm and the trainer class attribute that sets it."""
+
+
 @dataclass(frozen=True)
 class AlignmentForm:
+    """One form on one encoder; it checks itself when made, and a wrong value raises UserInputError naming the
+    attribute of `owner` (the trainer class) that set it. `stages` may be given as \"all\" or with negative indices
+    (counted from the bottleneck); the form holds them sorted, in 0..len(widths) - 1."""
+
     stages: tuple[int, ...]  # encoder stages (>= 0) with a Gaussian head
     widths: tuple[int, ...]  # the encoder's features per stage
     free_bits: float = 0.0
@@ -39,6 +50,43 @@ class AlignmentForm:
     placement: str = "front"
     loss_kind: str = "invariant"
     loss_pool: int = 1
+    owner: str = field(default="AlignmentForm", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.widths)
+        stages = self.stages
+        if isinstance(stages, str):
+            if stages != "all":
+                self._refuse("stages", f'say "all" or give a tuple of encoder stage indices (0..{n - 1}, or -1 for '
+                                       "the bottleneck).")
+            stages = range(n)
+        try:
+            stages = {int(s) for s in stages}
+        except (TypeError, ValueError):
+            self._refuse("stages", 'give a tuple of encoder stage indices or "all".')
+        bad = sorted(s for s in stages if not -n <= s < n)
+        if bad:
+            raise UserInputError(f"{self.owner}.aligned_stages: stage(s) {bad} do not exist in this {n}-stage encoder; "
+                                 f"valid are 0..{n - 1} (or -1..-{n} counted from the bottleneck) or \"all\".")
+        object.__setattr__(self, "stages", tuple(sorted({s % n for s in stages})))
+        if self.free_bits < 0:
+            self._refuse("free_bits", "must be >= 0 (nats per channel).")
+        if self.stem_anchor is not None and self.stem_anchor not in ANCHOR_KINDS:
+            self._refuse("stem_anchor", f"unknown anchor kind; known are {', '.join(map(repr, ANCHOR_KINDS))} (or "
+                                        "None for no modality stem).")
+        if self.sigma_floor <= 0:
+            self._refuse("sigma_floor", "must be > 0, or the Gaussian anchor's loss has no lower bound.")
+        if self.placement not in PLACEMENTS:
+            self._refuse("placement", f"known are {', '.join(map(repr, PLACEMENTS))}.")
+        if self.loss_kind not in LOSS_KINDS:
+            self._refuse("loss_kind", f"known are {', '.join(map(repr, LOSS_KINDS))}.")
+        if not isinstance(self.loss_pool, int) or self.loss_pool < 1:
+            self._refuse("loss_pool", "must be an integer >= 1 (1: no pooling).")
+        if self.stem_channels is not None and self.stem_channels < 1:
+            self._refuse("stem_channels", "must be >= 1.")
+
+    def _refuse(self, name: str, why: str) -> None:
+        raise UserInputError(f"{self.owner}.{ATTRIBUTES[name]} = {getattr(self, name)!r}: {why}")
 
     @property
     def name(self) -> str:
@@ -61,46 +109,12 @@ class AlignmentForm:
 
 
 def read_form(trainer_class: type, arch_kwargs: dict, num_modalities: int) -> AlignmentForm:
-    """The form a trainer class asks for on a network of these plans; UserInputError naming the class and
-    attribute when it cannot be built. Classes without the attributes (stock, dropout, KD) have form none."""
+    """The form a trainer class asks for on a network of these plans (its attributes, ATTRIBUTES, with the form's
+    defaults); UserInputError naming the class and attribute when it cannot be built. Classes without the attributes
+    (stock, dropout, KD) have form none."""
     who = trainer_class.__name__
-    n = int(arch_kwargs["n_stages"])
-    stages = getattr(trainer_class, "aligned_stages", ())
-    if isinstance(stages, str):
-        if stages != "all":
-            raise UserInputError(f"{who}.aligned_stages = {stages!r}: say \"all\" or give a tuple of encoder stage "
-                                 f"indices (0..{n - 1}, or -1 for the bottleneck).")
-        stages = tuple(range(n))
-    try:
-        stages = tuple(sorted({int(s) for s in stages}))
-    except (TypeError, ValueError):
-        raise UserInputError(f"{who}.aligned_stages = {stages!r}: give a tuple of encoder stage indices or \"all\".") \
-            from None
-    bad = [s for s in stages if not -n <= s < n]
-    if bad:
-        raise UserInputError(f"{who}.aligned_stages: stage(s) {bad} do not exist in this {n}-stage encoder; valid are "
-                             f"0..{n - 1} (or -1..-{n} counted from the bottleneck) or \"all\".")
-    stages = tuple(sorted({s % n for s in stages}))
-    free_bits = float(getattr(trainer_class, "free_bits", 0.0))
-    if free_bits < 0:
-        raise UserInputError(f"{who}.free_bits = {free_bits}: must be >= 0 (nats per channel).")
     anchor = getattr(trainer_class, "stem_anchor", None)
-    if anchor is not None and anchor not in ANCHOR_KINDS:
-        raise UserInputError(f"{who}.stem_anchor = {anchor!r}: unknown anchor kind; known are "
-                             f"{', '.join(map(repr, ANCHOR_KINDS))} (or None for no modality stem).")
-    floor = float(getattr(trainer_class, "anchor_sigma_floor", 0.1))
-    if floor <= 0:
-        raise UserInputError(f"{who}.anchor_sigma_floor = {floor}: must be > 0, or the Gaussian anchor's loss has "
-                             f"no lower bound.")
     placement = getattr(trainer_class, "stem_placement", "front")
-    if placement not in PLACEMENTS:
-        raise UserInputError(f"{who}.stem_placement = {placement!r}: known are {', '.join(map(repr, PLACEMENTS))}.")
-    loss_kind = getattr(trainer_class, "anchor_loss", "invariant")
-    if loss_kind not in LOSS_KINDS:
-        raise UserInputError(f"{who}.anchor_loss = {loss_kind!r}: known are {', '.join(map(repr, LOSS_KINDS))}.")
-    pool = getattr(trainer_class, "anchor_loss_pool", 1)
-    if not isinstance(pool, int) or pool < 1:
-        raise UserInputError(f"{who}.anchor_loss_pool = {pool!r}: must be an integer >= 1 (1: no pooling).")
     channels = None
     first = int(arch_kwargs["features_per_stage"][0])
     if anchor is not None and placement == "first_block":
@@ -112,10 +126,14 @@ def read_form(trainer_class: type, arch_kwargs: dict, num_modalities: int) -> Al
         channels = first // num_modalities
     elif anchor is not None:
         channels = getattr(trainer_class, "stem_channels_per_modality", None) or max(4, first // num_modalities)
-        if int(channels) < 1:
-            raise UserInputError(f"{who}.stem_channels_per_modality = {channels}: must be >= 1.")
-    return AlignmentForm(stages, tuple(int(w) for w in arch_kwargs["features_per_stage"]), free_bits, anchor,
-                         None if channels is None else int(channels), floor, placement, loss_kind, pool)
+    defaults = {f.name: f.default for f in fields(AlignmentForm)}
+    return AlignmentForm(getattr(trainer_class, "aligned_stages", ()),
+                         tuple(int(w) for w in arch_kwargs["features_per_stage"]),
+                         float(getattr(trainer_class, "free_bits", defaults["free_bits"])), anchor,
+                         None if channels is None else int(channels),
+                         float(getattr(trainer_class, "anchor_sigma_floor", defaults["sigma_floor"])), placement,
+                         getattr(trainer_class, "anchor_loss", defaults["loss_kind"]),
+                         getattr(trainer_class, "anchor_loss_pool", defaults["loss_pool"]), owner=who)
 
 
 def input_channels(form: AlignmentForm, num_modalities: int) -> int:

@@ -141,8 +141,6 @@ class GaussianAnchor(nn.Module):
 
     def __init__(self, channels: int, sigma_floor: float = 0.1, loss_kind: str = "invariant"):
         super().__init__()
-        if sigma_floor <= 0:
-            raise ValueError(f"sigma_floor must be > 0, got {sigma_floor}")
         self.sigma_floor = sigma_floor
         self.loss_kind = loss_kind
         self.mu = nn.Parameter(torch.zeros(channels))
@@ -177,13 +175,10 @@ class GaussianAnchor(nn.Module):
 
 
 def make_anchor(kind: str, num_modalities: int, channels: int, sigma_floor: float, loss_kind: str) -> nn.Module:
-    if kind not in ANCHOR_KINDS:
-        raise ValueError(f"unknown anchor kind {kind!r}; known: {', '.join(ANCHOR_KINDS)}")
-    if loss_kind not in LOSS_KINDS:
-        raise ValueError(f"unknown anchor loss {loss_kind!r}; known: {', '.join(LOSS_KINDS)}")
+    """The anchor of one of ANCHOR_KINDS (AlignmentForm has checked the kinds and the floor)."""
     if kind == "gaussian":
         return GaussianAnchor(channels, sigma_floor, loss_kind)
-    return (MixtureAnchor if kind == "mixture" else StandinAnchor)(num_modalities, loss_kind)
+    return {"mixture": MixtureAnchor, "standin": StandinAnchor}[kind](num_modalities, loss_kind)
 
 
 def grouped_block(num_modalities: int, channels_per_modality: int, conv_op: type[nn.Module],

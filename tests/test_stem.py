@@ -93,8 +93,6 @@ def test_gaussian_anchor_hand_values_and_bound():
     assert g.loss(on_mu, present, eligible).item() >= g.lower_bound() - 1e-6
     assert g.lower_bound() == pytest.approx(math.log(0.1) + 0.5 * math.log(2 * math.pi))
     assert g.sigma().min().item() >= 0.1
-    with pytest.raises(ValueError, match="sigma_floor"):
-        GaussianAnchor(2, sigma_floor=0.0)
 
 
 def _scaled_norm_loss(stem, x, s):
@@ -219,10 +217,19 @@ def test_forms_from_attributes_and_their_errors():
                            ({"aligned_stages": (7,)}, r"stage\(s\) \[7\] do not exist"),
                            ({"aligned_stages": "every"}, 'say "all"'),
                            ({"free_bits": -1}, "must be >= 0"),
-                           ({"stem_anchor": "gaussian", "anchor_sigma_floor": 0}, "no lower bound")):
+                           ({"stem_anchor": "gaussian", "anchor_sigma_floor": 0}, "no lower bound"),
+                           ({"stem_anchor": "mixture", "stem_placement": "middle"}, "stem_placement = 'middle'"),
+                           ({"stem_anchor": "mixture", "anchor_loss": "l2"}, "anchor_loss = 'l2': known are"),
+                           ({"stem_anchor": "mixture", "anchor_loss_pool": 0}, "anchor_loss_pool = 0: must be"),
+                           ({"stem_anchor": "mixture", "stem_channels_per_modality": -2}, "modality = -2: must be")):
         with pytest.raises(UserInputError, match=message) as e:
             form(**attrs)
         assert "nnUNetTrainerMine" in str(e.value)
+    # the form checks itself when made directly too, and names its fields' trainer attributes
+    widths = tuple(arch["features_per_stage"])
+    assert AlignmentForm("all", widths).stages == (0, 1, 2, 3) and AlignmentForm((-1, 0), widths).stages == (0, 3)
+    with pytest.raises(UserInputError, match=r"AlignmentForm.anchor_sigma_floor = 0.0: must be > 0"):
+        AlignmentForm((), widths, stem_anchor="gaussian", stem_channels=2, sigma_floor=0.0)
 
 
 @pytest.mark.parametrize("kind", list(NETWORKS))
