@@ -99,10 +99,11 @@ def variant(base: type, suffix: str, mixin: type, attributes: dict, module: str)
     return type(name, (mixin, base), {**attributes, "__module__": module, "__qualname__": name})
 
 
-def add_schedule_variants(namespace: dict, *trainers: type, schedules: dict = SCHEDULES) -> None:
-    """Define the variants of `schedules` (SCHEDULES; STUDENT_SCHEDULES for students) for each trainer in a module's
-    namespace (pass `globals()`)."""
+def add_schedule_variants(namespace: dict, *trainers: type) -> None:
+    """Define the schedule variants of each trainer in a module's namespace (pass `globals()`): STUDENT_SCHEDULES
+    for a student (a class with a `teacher_trainer`), SCHEDULES for the others."""
     for base in trainers:
+        schedules = STUDENT_SCHEDULES if hasattr(base, "teacher_trainer") else SCHEDULES
         for suffix, (mixin, attributes) in schedules.items():
             cls = variant(base, suffix, mixin, attributes, namespace["__name__"])
             namespace[cls.__name__] = cls

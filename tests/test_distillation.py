@@ -125,6 +125,26 @@ def test_every_schedule_variant_finds_its_paired_teacher():
             "nnUNetTrainerMTGTeacher" + suffix
 
 
+def test_students_get_the_student_schedules_from_their_teacher_attribute():
+    """add_schedule_variants gives a class with a teacher_trainer (every student, a user's too) the student's demo
+    schedule, which starts from the teacher; a teacher's demo variant trains from scratch."""
+    from nnunetv2_mtg.schedules import DemoStudentSchedule, add_schedule_variants
+    from nnunetv2_mtg.trainers import nnUNetTrainerKDStudent, nnUNetTrainerMTGStudent, nnUNetTrainerProtoKDStudent
+    from nnunetv2_mtg.trainers import nnUNetTrainerMTGTeacher
+
+    for module, name in ((nnUNetTrainerMTGStudent, "nnUNetTrainerMTGStudent"),
+                         (nnUNetTrainerMTGStudent, "nnUNetTrainerMTGStudentFirstBlock"),
+                         (nnUNetTrainerKDStudent, "nnUNetTrainerKDStudent"),
+                         (nnUNetTrainerProtoKDStudent, "nnUNetTrainerProtoKDStudent")):
+        assert issubclass(getattr(module, name + "_demo"), DemoStudentSchedule), name
+    for name in ("nnUNetTrainerMTGTeacher", "nnUNetTrainerMTGTeacherFirstBlock", "nnUNetTrainerMTGTeacherNoAlign"):
+        assert not issubclass(getattr(nnUNetTrainerMTGTeacher, name + "_demo"), DemoStudentSchedule), name
+    namespace = {"__name__": "users_trainers"}
+    mine = type("MyStudent", (nnUNetTrainerMTGStudent.nnUNetTrainerMTGStudent,), {"teacher_trainer": "MyTeacher"})
+    add_schedule_variants(namespace, mine)
+    assert issubclass(namespace["MyStudent_demo"], DemoStudentSchedule) and "MyStudent_250epochs" in namespace
+
+
 def _init():
     dj = {"channel_names": {"0": "T1", "1": "T1ce", "2": "T2", "3": "Flair"}, "regions_class_order": [1, 2, 3],
           "labels": {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}}

@@ -4,7 +4,7 @@ nnUNetTrainerModalityDropout teacher of the same dataset, plans, configuration a
 loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
 """
 from nnunetv2_mtg.loss_terms import LossTermsMixin
-from nnunetv2_mtg.schedules import STUDENT_SCHEDULES, add_fixed_subset_variants, add_schedule_variants
+from nnunetv2_mtg.schedules import add_fixed_subset_variants, add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
 from nnunetv2_mtg.trainers.nnUNetTrainerModalityDropout import nnUNetTrainerModalityDropout
 
@@ -20,4 +20,4 @@ add_fixed_subset_variants(globals(), nnUNetTrainerKDStudent)  # nnUNetTrainerKDS
 
 
 # nnUNetTrainerKDStudent_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs
-add_schedule_variants(globals(), nnUNetTrainerKDStudent, schedules=STUDENT_SCHEDULES)
+add_schedule_variants(globals(), nnUNetTrainerKDStudent)

@@ -8,7 +8,7 @@ loss = nnU-Net's loss + lambda_kd * KD(teacher logits)
        + lambda_align * (the student's own alignment terms)
 """
 from nnunetv2_mtg.forms import FORMS, STUDENT_PREFIX, TEACHER_PREFIX, form_trainer
-from nnunetv2_mtg.schedules import STUDENT_SCHEDULES, add_fixed_subset_variants, add_schedule_variants
+from nnunetv2_mtg.schedules import add_fixed_subset_variants, add_schedule_variants
 from nnunetv2_mtg.student import DistillationMixin
 from nnunetv2_mtg.trainers.nnUNetTrainerMTGTeacher import declare_teacher, nnUNetTrainerMTGTeacher
 
@@ -30,7 +30,7 @@ def declare_student(namespace: dict, suffix: str, form: type) -> type:
     student = form_trainer(nnUNetTrainerMTGStudent, STUDENT_PREFIX, suffix, form, namespace["__name__"],
                            teacher_trainer=TEACHER_PREFIX + suffix)
     namespace[student.__name__] = student
-    add_schedule_variants(namespace, student, schedules=STUDENT_SCHEDULES)
+    add_schedule_variants(namespace, student)
     return student
 
 
@@ -43,4 +43,4 @@ def declare_form(namespace: dict, suffix: str, form: type) -> tuple[type, type]:
 for _suffix, _form in FORMS.items():
     declare_student(globals(), _suffix, _form)
 # <trainer>_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs of the default student
-add_schedule_variants(globals(), nnUNetTrainerMTGStudent, schedules=STUDENT_SCHEDULES)
+add_schedule_variants(globals(), nnUNetTrainerMTGStudent)

@@ -9,7 +9,7 @@ import torch
 
 from nnunetv2_mtg.alignment import unwrap
 from nnunetv2_mtg.distillation import DecoderFeatureTap, class_masks, prototype_loss
-from nnunetv2_mtg.schedules import STUDENT_SCHEDULES, add_schedule_variants
+from nnunetv2_mtg.schedules import add_schedule_variants
 from nnunetv2_mtg.trainers.nnUNetTrainerKDStudent import nnUNetTrainerKDStudent
 
 
@@ -50,4 +50,4 @@ class nnUNetTrainerProtoKDStudent(nnUNetTrainerKDStudent):
 
 
 # nnUNetTrainerProtoKDStudent_smoke, _demo, _1epoch, _2epochs, _5epochs, _50epochs, _250epochs
-add_schedule_variants(globals(), nnUNetTrainerProtoKDStudent, schedules=STUDENT_SCHEDULES)
+add_schedule_variants(globals(), nnUNetTrainerProtoKDStudent)
