@@ -302,48 +302,74 @@ def write_pictures(out: str, predicted: str, cases: list[InputCase], rows: list[
 # ---- the command
 
 
-def run(a: argparse.Namespace) -> list[dict]:
-    from nnunetv2.utilities.file_path_utilities import get_output_folder
+@dataclass(frozen=True)
+class Request:
+    """A prediction every check has passed: the model folder and its folds, the dataset's description, the cases
+    with their channel files, and the challenge's label lookup (None: the dataset's own labels)."""
+
+    model: str
+    folds: list
+    dataset_json: dict
+    cases: list[InputCase]
+    lookup: np.ndarray | None
+
+    @property
+    def modalities(self) -> list[str]:
+        from nnunetv2_mtg.modalities import modality_names
+
+        return modality_names(self.dataset_json)
+
+    @property
+    def ending(self) -> str:
+        return self.dataset_json["file_ending"]
+
+
+def check_request(args: argparse.Namespace) -> Request:
+    """Every check that needs only names and headers, before anything is written."""
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
 
     from nnunetv2_mtg.brats import challenge_lookup
     from nnunetv2_mtg.env import require_env_folder
-    from nnunetv2_mtg.modalities import channel_names, modality_names
+    from nnunetv2_mtg.modalities import modality_names
 
-    if not os.path.isdir(a.i):
-        raise UserInputError(f"input folder {a.i} does not exist")
-    check_output_folder(a.i, a.o)
+    if not os.path.isdir(args.i):
+        raise UserInputError(f"input folder {args.i} does not exist")
+    check_output_folder(args.i, args.o)
     require_env_folder("nnUNet_results")
     try:
-        maybe_convert_to_dataset_name(a.d)
+        maybe_convert_to_dataset_name(args.d)
     except RuntimeError as e:
         raise UserInputError(str(e)) from None
-    model = get_output_folder(a.d, a.tr, a.p, a.c)
+    model = get_output_folder(args.d, args.tr, args.p, args.c)
     if not os.path.isfile(os.path.join(model, "dataset.json")):
-        raise UserInputError(f"no trained model in {model}. Train it with {train_command(a.d, a.c, 'FOLD', a.tr, a.p)}")
-    folds = [f if f == "all" else int(f) for f in a.f]
+        raise UserInputError(f"no trained model in {model}. Train it with "
+                             f"{train_command(args.d, args.c, 'FOLD', args.tr, args.p)}")
+    folds = [f if f == "all" else int(f) for f in args.f]
     for f in folds:
-        if not os.path.isfile(os.path.join(model, f"fold_{f}", a.chk)):
-            raise UserInputError(f"{os.path.join(model, f'fold_{f}', a.chk)} does not exist: train fold {f} first or "
-                                 f"choose other folds with -f.")
+        if not os.path.isfile(os.path.join(model, f"fold_{f}", args.chk)):
+            raise UserInputError(f"{os.path.join(model, f'fold_{f}', args.chk)} does not exist: train fold {f} first "
+                                 f"or choose other folds with -f.")
     with open(os.path.join(model, "dataset.json")) as f:
         dataset_json = json.load(f)
     modalities = modality_names(dataset_json)
     ending = dataset_json["file_ending"]
-    cases = brats_input_cases(a.i, ending, modalities) if a.brats_names else \
-        nnunet_cases(a.i, ending, len(modalities))
-    if a.modalities:
-        cases = restrict(cases, resolve_modalities(a.modalities, modalities))
-    lookup = challenge_lookup(dataset_json, a.brats_labels) if a.brats_labels else None
+    cases = brats_input_cases(args.i, ending, modalities) if args.brats_names else \
+        nnunet_cases(args.i, ending, len(modalities))
+    if args.modalities:
+        cases = restrict(cases, resolve_modalities(args.modalities, modalities))
+    lookup = challenge_lookup(dataset_json, args.brats_labels) if args.brats_labels else None
     check_cases(cases, modalities)
-    # checks done: from here on, output is written
-    trained = trained_subsets(a.tr, modalities)
-    outputs = [os.path.join(a.o, c.name + ending) for c in cases]
-    expected = read_subset_summary(model)
-    rows = record_rows(cases, modalities, outputs, trained, channel_names(dataset_json), expected)
+    return Request(model, folds, dataset_json, cases, lookup)
+
+
+def print_cases(args: argparse.Namespace, request: Request, rows: list[dict], expected: dict | None) -> None:
+    """Where the expected Dice comes from (or the command that makes it), then each case's channels, expected Dice
+    and warnings."""
     if expected is None:
-        print(f"no evaluation of this model, so no expected Dice per case: `nnUNetv2_mtg_evaluate -d {a.d} -c {a.c} "
-              f"-p {a.p} -tr {a.tr} -f {' '.join(a.f)}` makes one ({SUMMARY_FILE} in {model})")
+        print(f"no evaluation of this model, so no expected Dice per case: `nnUNetv2_mtg_evaluate -d {args.d} "
+              f"-c {args.c} -p {args.p} -tr {args.tr} -f {' '.join(args.f)}` makes one ({SUMMARY_FILE} in "
+              f"{request.model})")
     else:
         print(f"expected Dice per case from the model's evaluation ({expected['cases']} cases, folds "
               f"{' '.join(map(str, expected['folds']))}, {expected['written']})")
@@ -352,53 +378,75 @@ def run(a: argparse.Namespace) -> list[dict]:
               + (f"  expected Dice {r['expected_dice']}" if r["expected_dice"] else "")
               + (f"  WARNING: {r['warning']}" if r["warning"] else ""))
 
-    def done(c: InputCase) -> bool:
-        files = [os.path.join(a.o, c.name + ending)] + ([os.path.join(a.o, c.name + ".npz")] if a.save_probabilities
-                                                        else [])
-        return all(os.path.isfile(f) for f in files)
 
-    todo = [c for c in cases if not (a.continue_prediction and done(c))]
-    os.makedirs(a.o, exist_ok=True)
-    target = os.path.join(a.o, STAGING) if lookup is not None else a.o
-    if lookup is not None:
+def predict_cases(args: argparse.Namespace, request: Request, todo: list[InputCase], target: str,
+                  rows: list[dict]) -> None:
+    """nnU-Net's predictor (threads set as nnUNetv2_predict sets them) on `todo` into `target`; then the pictures
+    and, with a label lookup, the conversion of `target`'s files into -o."""
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(multiprocessing.cpu_count())
+    elif device.type == "cuda":
+        torch.set_num_threads(1)
+        torch.set_num_interop_threads(1)
+    predictor = MissingModalityPredictor(tile_step_size=args.step_size, use_gaussian=True,
+                                         use_mirroring=not args.disable_tta,
+                                         perform_everything_on_device=device.type == "cuda", device=device,
+                                         verbose=False, allow_tqdm=not args.disable_progress_bar)
+    predictor.initialize_from_trained_model_folder(request.model, request.folds, args.chk)
+    lists = [[f or "" for f in c.files] for c in todo]
+    truncated = [os.path.join(target, c.name) for c in todo]
+    if args.npp == 0 and args.nps == 0:
+        predictor.predict_from_files_sequential(lists, truncated, args.save_probabilities, True)
+    else:
+        predictor.predict_from_files(lists, truncated, args.save_probabilities, True, max(args.npp, 1),
+                                     max(args.nps, 1))
+    reader_writer = predictor.plans_manager.image_reader_writer_class()
+    if args.save_png:
+        write_pictures(args.o, target, todo, rows, request.ending, reader_writer, request.dataset_json)
+    if request.lookup is not None:
+        convert_labels(target, args.o, [c.name for c in todo], request.ending, reader_writer, request.lookup)
+        for name in ("dataset.json", "plans.json", "predict_from_raw_data_args.json"):
+            if os.path.isfile(os.path.join(target, name)):
+                os.replace(os.path.join(target, name), os.path.join(args.o, name))
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Options -> checks (check_request) -> prediction of the cases not already there -> the record; returns the
+    record's rows."""
+    from nnunetv2_mtg.modalities import channel_names
+
+    request = check_request(args)
+    # checks done: from here on, output is written
+    modalities, ending = request.modalities, request.ending
+    trained = trained_subsets(args.tr, modalities)
+    expected = read_subset_summary(request.model)
+    rows = record_rows(request.cases, modalities, [os.path.join(args.o, c.name + ending) for c in request.cases],
+                       trained, channel_names(request.dataset_json), expected)
+    print_cases(args, request, rows, expected)
+
+    def done(c: InputCase) -> bool:
+        files = [c.name + ending] + ([c.name + ".npz"] if args.save_probabilities else [])
+        return all(os.path.isfile(os.path.join(args.o, f)) for f in files)
+
+    todo = [c for c in request.cases if not (args.continue_prediction and done(c))]
+    os.makedirs(args.o, exist_ok=True)
+    target = os.path.join(args.o, STAGING) if request.lookup is not None else args.o
+    if request.lookup is not None:
         shutil.rmtree(target, ignore_errors=True)  # leftovers of an interrupted run are not trusted
         os.makedirs(target)
     if todo:
-        device = torch.device(a.device)
-        if device.type == "cpu":  # as nnUNetv2_predict sets them
-            torch.set_num_threads(multiprocessing.cpu_count())
-        elif device.type == "cuda":
-            torch.set_num_threads(1)
-            torch.set_num_interop_threads(1)
-        predictor = MissingModalityPredictor(tile_step_size=a.step_size, use_gaussian=True,
-                                             use_mirroring=not a.disable_tta,
-                                             perform_everything_on_device=device.type == "cuda", device=device,
-                                             verbose=False, allow_tqdm=not a.disable_progress_bar)
-        predictor.initialize_from_trained_model_folder(model, folds, a.chk)
-        lists = [[f or "" for f in c.files] for c in todo]
-        truncated = [os.path.join(target, c.name) for c in todo]
-        if a.npp == 0 and a.nps == 0:
-            predictor.predict_from_files_sequential(lists, truncated, a.save_probabilities, True)
-        else:
-            predictor.predict_from_files(lists, truncated, a.save_probabilities, True, max(a.npp, 1), max(a.nps, 1))
-        if a.save_png:
-            write_pictures(a.o, target, todo, rows, ending, predictor.plans_manager.image_reader_writer_class(),
-                           dataset_json)
-        if lookup is not None:
-            convert_labels(target, a.o, [c.name for c in todo], ending,
-                           predictor.plans_manager.image_reader_writer_class(), lookup)
-            for name in ("dataset.json", "plans.json", "predict_from_raw_data_args.json"):
-                if os.path.isfile(os.path.join(target, name)):
-                    os.replace(os.path.join(target, name), os.path.join(a.o, name))
-    if lookup is not None:
+        predict_cases(args, request, todo, target, rows)
+    if request.lookup is not None:
         shutil.rmtree(target)
-    write_record(a.o, rows, {"folder": model, "folds": a.f, "checkpoint": a.chk, "brats_labels": a.brats_labels,
-                             "expected_dice_from": None if expected is None else
-                             {k: expected[k] for k in ("folds", "cases", "case_source", "checkpoint", "written")},
-                             "trained_subsets": "all" if trained is None else
-                             ["+".join(m for m, p in zip(modalities, t) if p) for t in trained]})
-    print(f"{len(todo)} case(s) predicted, {len(cases) - len(todo)} already there; record in "
-          f"{os.path.join(a.o, RECORD + '.json')}")
+    write_record(args.o, rows, {"folder": request.model, "folds": args.f, "checkpoint": args.chk,
+                                "brats_labels": args.brats_labels,
+                                "expected_dice_from": None if expected is None else
+                                {k: expected[k] for k in ("folds", "cases", "case_source", "checkpoint", "written")},
+                                "trained_subsets": "all" if trained is None else
+                                ["+".join(m for m, p in zip(modalities, t) if p) for t in trained]})
+    print(f"{len(todo)} case(s) predicted, {len(request.cases) - len(todo)} already there; record in "
+          f"{os.path.join(args.o, RECORD + '.json')}")
     return rows
 
 
@@ -433,9 +481,9 @@ def main(argv: list[str] | None = None) -> None:
                         "case or flat; outputs are <case id>" + ".nii.gz")
     p.add_argument("--brats-labels", choices=["2021", "2023"], default=None,
                    help="write the challenge's labels: 2021 = 1 NCR, 2 ED, 4 ET; 2023 (and later) = 1 NETC, 2 SNFH, 3 ET")
-    a = p.parse_args(argv)
+    args = p.parse_args(argv)
     try:
-        run(a)
+        run(args)
     except UserInputError as e:
         sys.exit(f"nnUNetv2_mtg_predict: error: {e}")
 
