@@ -44,13 +44,11 @@ PHANTOM_ID = 960
 sys.path.insert(0, HERE)
 from nnunetv2_mtg.atomic import write_json, write_text  # noqa: E402
 from lineup import (DROPOUT, FORM_STUDENTS, KD, NOALIGN, PROTOKD, STOCK, STUDENTS, TEACHER_PREFIX, TEACHERS,  # noqa: E402
-                    module_of, teacher_of)
+                    module_of)
+from scheduling import log, run_jobs, to_train  # noqa: E402
+from tables import Reused, load_tables, trainer_rows  # noqa: E402
 
 CPU_PRESETS = {"3d_fullres": "cpu_tiny", "2d": "cpu_2d"}  # the plans preset a CPU run trains on
-
-
-def log(msg: str) -> None:
-    print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
 def sh(args: list[str], logfile: str | None = None) -> None:
@@ -95,14 +93,6 @@ def reuse_cache(src_out: str, dst_out: str, trainer: str, fold: int) -> None:
         shutil.copytree(src, dst)
 
 
-def to_train(trainers: list[str], folds: list[int], reused: set[tuple[str, int]]) -> list[tuple[str, int]]:
-    """(trainer, fold) to train, fold by fold in the order of `trainers`: all but the reused ones, and the teacher of
-    every student to train even where the teacher itself is reused (a table cannot teach)."""
-    needed = {(t, f) for f in folds for t in trainers if (t, f) not in reused}
-    needed |= {(teacher_of(t), f) for t, f in needed if teacher_of(t)}
-    return [(t, f) for f in folds for t in trainers if (t, f) in needed]
-
-
 class Experiment:
     def __init__(self, a: argparse.Namespace):
         self.a = a
@@ -120,7 +110,7 @@ class Experiment:
         self.ext = os.path.join(self.ws, "trainers")
         os.environ["nnUNet_extTrainer"] = os.pathsep.join([trainers_folder(), self.ext])
         self.dataset_id = a.d or PHANTOM_ID
-        self.reused: dict[tuple[str, int], list[dict]] = {}  # (trainer, fold): rows from --tables
+        self.reused: Reused = {}  # from --tables
         self.durations: list[float] = []
         self.jobs_total = 0
         self.jobs_done = 0
@@ -155,56 +145,20 @@ class Experiment:
         return os.path.join(self.ws, "logs", name + ".log")
 
     def load_tables(self, trainers: list[str], folds: list[int]) -> None:
-        """The --tables rows of the trainers and folds of this run, checked before anything is trained: the tables'
-        run.json must name this run's data, plans and budget, and each reused fold must hold every test case of this
-        run in every modality subset, or the pairing would be wrong."""
+        """--tables' model-folds of this run's trainers and folds (tables.load_tables checks that they pair)."""
         from nnunetv2_mtg.cases import drop_unlabelled, folder_cases
         from nnunetv2_mtg.modalities import enumerate_subsets, modality_names
-        from nnunetv2_mtg.report import read_csv
 
-        run = os.path.join(self.a.tables, "run.json")
-        this = {"dataset": self.dataset, "plans": self.plans, "configuration": self.a.c,
-                "iterations": self.a.iterations}
-        that = None
-        if os.path.isfile(run):
-            with open(run) as f:
-                that = {"configuration": "3d_fullres", **json.load(f)}  # tables written before -c were all 3d_fullres
-        if that != this:
-            raise SystemExit(f"--tables {self.a.tables} holds models of {that or 'an unknown run (no run.json)'}, "
-                             f"this run trains {this}: reuse tables only with the same data, plans and "
-                             "--iterations, or leave --tables out to train and evaluate everything.")
         with open(os.path.join(os.environ["nnUNet_raw"], self.dataset, "dataset.json")) as f:
             dataset_json = json.load(f)
         cases = {c.name for c in drop_unlabelled(folder_cases(self.images, self.labels, dataset_json))[0]}  # scored
-        subsets = {s.name for s in enumerate_subsets(modality_names(dataset_json))}
-        for t in trainers:
-            path = os.path.join(self.a.tables, f"{t}.csv.gz")
-            if not os.path.isfile(path):
-                continue
-            rows = read_csv(path)
-            for f in folds:
-                fold_rows = [r for r in rows if r["fold"] == str(f)]
-                if not fold_rows:
-                    continue
-                pairs = {(r["case"], r["subset"]) for r in fold_rows}
-                if pairs != {(c, s) for c in cases for s in subsets}:
-                    raise SystemExit(f"{path} fold {f} is not a table of this run's test cases ({self.labels}) over "
-                                     f"all {len(subsets)} modality subsets: {len(pairs)} case x subset pairs, "
-                                     f"{len(cases) * len(subsets)} expected. Point --tables at the per_case/ folder "
-                                     "of a run on the same data, or leave it out to train and evaluate everything.")
-                self.reused[(t, f)] = fold_rows
+        this = {"dataset": self.dataset, "plans": self.plans, "configuration": self.a.c,
+                "iterations": self.a.iterations}
+        self.reused = load_tables(self.a.tables, this, cases,
+                                  {s.name for s in enumerate_subsets(modality_names(dataset_json))}, trainers, folds)
         if self.reused:
             log(f"reusing {len(self.reused)} model-fold(s) from {self.a.tables}: " + ", ".join(
                 f"{t} fold {f}" for t, f in sorted(self.reused)))
-
-    def rows(self, trainer: str, per_case: str) -> list[dict]:
-        """The trainer's per-case rows: its reused folds from --tables, the others from its evaluation `per_case`."""
-        from nnunetv2_mtg.report import read_csv
-
-        rows = [r for (t, _), fold_rows in sorted(self.reused.items()) if t == trainer for r in fold_rows]
-        if os.path.isfile(per_case):
-            rows += [r for r in read_csv(per_case) if (trainer, int(r["fold"])) not in self.reused]
-        return rows
 
     # ---- training
     def fold_dir(self, trainer: str, fold: int) -> str:
@@ -251,41 +205,7 @@ class Experiment:
         log(f"    {trainer} fold {fold} evaluated: {os.path.relpath(path)}")
 
     def run_jobs(self, jobs: list[tuple[str, int]]) -> None:
-        """Train `jobs`, --jobs of them at once, fold by fold in the order of --trainers (so the main comparisons can
-        be listed first); a student starts once its teacher of the same fold is trained. A failed training does not
-        stop the others (only its students of that fold are left out); the run ends with the list of failures, and
-        the same command then trains only what is missing."""
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-        pending = sorted(jobs, key=lambda j: j[1])  # stable: within a fold, the order given
-        failed: list[tuple[tuple[str, int], str]] = []
-        running: dict = {}
-        with ThreadPoolExecutor(self.a.jobs) as pool:
-            while pending or running:
-                lost = [j for j in pending if (teacher_of(j[0]), j[1]) in {f for f, _ in failed}]
-                for job in lost:
-                    pending.remove(job)
-                    failed.append((job, f"its teacher {teacher_of(job[0])} fold {job[1]} failed"))
-                ready = [j for j in pending if teacher_of(j[0]) is None or self.trained(teacher_of(j[0]), j[1])]
-                for job in ready[:self.a.jobs - len(running)]:
-                    pending.remove(job)
-                    running[pool.submit(self.train, *job)] = job
-                if not running:
-                    if pending:
-                        raise SystemExit(f"cannot train {pending}: their teachers are not part of this run")
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = running.pop(future)
-                    try:
-                        future.result()
-                    except SystemExit as e:
-                        log(f"    {job[0]} fold {job[1]} failed, the others go on: {e}")
-                        failed.append((job, str(e)))
-        if failed:
-            raise SystemExit("these trainings failed or were left out:\n" + "\n".join(
-                f"  {t} fold {f}: {why}" for (t, f), why in failed) + "\nrun the same command again once the cause "
-                "is fixed: what finished is kept")
+        run_jobs(jobs, self.train, self.trained, self.a.jobs)
 
     # ---- evaluation
     def evaluate(self, trainers: list[str], folds: list[int], out: str, reference: str | None = None,
@@ -390,7 +310,8 @@ class Experiment:
         per_case = {}  # group -> trainer -> rows, the trainers with any
         for name, (group, _) in groups.items():
             tables = {t: os.path.join(ev, name, variant(t, self.a.iterations), "per_case.csv") for t in group}
-            per_case[name] = {t: rows for t, table in tables.items() if (rows := self.rows(t, table))}
+            per_case[name] = {t: rows for t, table in tables.items()
+                              if (rows := trainer_rows(t, self.reused, table))}
         path = write_results(RunResults(
             command=self.a.command, dataset=self.dataset, test_cases=len(os.listdir(self.labels)), plans=self.plans,
             configuration=self.a.c, iterations=self.a.iterations, folds=folds, trainers=trainers, per_case=per_case,

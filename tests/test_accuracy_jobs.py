@@ -8,6 +8,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 import accuracy  # noqa: E402
+from lineup import teacher_of  # noqa: E402
+from scheduling import to_train  # noqa: E402
 
 
 def _experiment(tmp_path, monkeypatch, jobs):
@@ -46,8 +48,8 @@ def test_students_wait_for_their_teacher_and_at_most_jobs_run(tmp_path, monkeypa
     for kind, trainer, fold, _ in log:
         if kind == "end":
             ended.append((trainer, fold))
-        elif accuracy.teacher_of(trainer):
-            assert (accuracy.teacher_of(trainer), fold) in ended, f"{trainer} fold {fold} started before its teacher"
+        elif teacher_of(trainer):
+            assert (teacher_of(trainer), fold) in ended, f"{trainer} fold {fold} started before its teacher"
     assert os.environ["nnUNet_n_proc_DA"] == str(max(1, min(os.cpu_count() or 2, 12) // 3))
 
 
@@ -153,12 +155,12 @@ def test_reused_model_folds_are_not_trained_but_still_teach():
     """--tables: a reused fold is skipped unless a student to be trained needs it as its teacher."""
     trainers = [accuracy.DROPOUT, accuracy.KD, accuracy.PROTOKD, accuracy.STOCK]
     reused = {(accuracy.DROPOUT, 0), (accuracy.KD, 0), (accuracy.STOCK, 0), (accuracy.DROPOUT, 1), (accuracy.KD, 1)}
-    assert accuracy.to_train(trainers, [0, 1], reused) == [
+    assert to_train(trainers, [0, 1], reused) == [
         (accuracy.DROPOUT, 0), (accuracy.PROTOKD, 0),  # ProtoKD fold 0 is new: its reused teacher is retrained
         (accuracy.DROPOUT, 1), (accuracy.PROTOKD, 1), (accuracy.STOCK, 1)]
     only_tables = {(t, f) for t in trainers for f in (0, 1)}
-    assert accuracy.to_train(trainers, [0, 1], only_tables) == []
-    assert accuracy.to_train(trainers, [0], set()) == [(t, 0) for t in trainers]
+    assert to_train(trainers, [0, 1], only_tables) == []
+    assert to_train(trainers, [0], set()) == [(t, 0) for t in trainers]
 
 
 def test_paired_section_reports_each_block_from_the_shared_region_table():
@@ -189,3 +191,31 @@ def test_paired_section_reports_each_block_from_the_shared_region_table():
     assert {(r["comparison"][:8], r["trainer"], r["subset"]) for r in rows} == {
         ("Teachers", "nnUNetTrainer", MEAN), ("Full inp", "nnUNetTrainerModalityDropout", full)}
     assert all((r["holm_p"] != "") == (r["region"] == MEAN) for r in rows) and len(rows) == 2 * 4
+
+
+def test_tables_are_reused_only_when_they_pair_with_this_run(tmp_path):
+    """tables.load_tables on hand-made tables: a fold holding every case in every subset is reused, another run's
+    budget or a fold lacking a case is refused; trainer_rows puts the reused folds before the evaluated ones."""
+    import json
+
+    from tables import load_tables, trainer_rows
+
+    from nnunetv2_mtg.report import PER_CASE_FIELDS, write_csv_atomic
+
+    run = {"dataset": "Dataset960_BraTSPhantom", "plans": "nnUNetPlans_cpu_2d", "configuration": "2d",
+           "iterations": 8000}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    rows = [{"case": c, "fold": str(f), "subset": s, "region": "WT", "dice": "0.5", "hd95": "1"}
+            for f in (0, 1) for c in ("a", "b") for s in ("T2", "T1+T2")]
+    write_csv_atomic(str(tmp_path / "nnUNetTrainer.csv.gz"), PER_CASE_FIELDS, rows)
+    reused = load_tables(str(tmp_path), run, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainer", accuracy.DROPOUT], [1, 2])
+    assert set(reused) == {("nnUNetTrainer", 1)} and len(reused[("nnUNetTrainer", 1)]) == 4
+    with pytest.raises(SystemExit, match="reuse tables only with the same data, plans and --iterations"):
+        load_tables(str(tmp_path), {**run, "iterations": 4000}, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainer"], [0])
+    with pytest.raises(SystemExit, match="fold 0 is not a table of this run's test cases"):
+        load_tables(str(tmp_path), run, {"a", "b", "c"}, {"T2", "T1+T2"}, ["nnUNetTrainer"], [0])
+    evaluated = tmp_path / "per_case.csv"
+    write_csv_atomic(str(evaluated), PER_CASE_FIELDS, [{**r, "fold": "2", "dice": "0.9"} for r in rows[:4]]
+                     + [{**r, "dice": "0.1"} for r in rows[4:]])  # its fold 1 is not read: the table's is
+    got = trainer_rows("nnUNetTrainer", reused, str(evaluated))
+    assert [(r["fold"], r["dice"]) for r in got] == [("1", "0.5")] * 4 + [("2", "0.9")] * 4

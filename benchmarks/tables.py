@@ -1,0 +1,52 @@
+"""--tables: an earlier run's per-case tables (<trainer>.csv.gz beside a run.json) reused instead of training and
+evaluating those model-folds again, after checking that they pair with this run."""
+from __future__ import annotations
+
+import json
+import os
+
+from nnunetv2_mtg.report import read_csv
+
+Reused = dict[tuple[str, int], list[dict]]  # (trainer, fold): its per-case rows
+
+
+def load_tables(folder: str, this_run: dict, cases: set[str], subsets: set[str], trainers: list[str],
+                folds: list[int]) -> Reused:
+    """The rows of the trainers and folds of this run found in `folder`, checked before anything is trained: its
+    run.json must equal `this_run` (dataset, plans, configuration, iterations), and each reused fold must hold every
+    one of `cases` in every one of `subsets`, or the pairing would be wrong."""
+    run = os.path.join(folder, "run.json")
+    that = None
+    if os.path.isfile(run):
+        with open(run) as f:
+            that = {"configuration": "3d_fullres", **json.load(f)}  # tables written before -c were all 3d_fullres
+    if that != this_run:
+        raise SystemExit(f"--tables {folder} holds models of {that or 'an unknown run (no run.json)'}, "
+                         f"this run trains {this_run}: reuse tables only with the same data, plans and "
+                         "--iterations, or leave --tables out to train and evaluate everything.")
+    reused: Reused = {}
+    for t in trainers:
+        path = os.path.join(folder, f"{t}.csv.gz")
+        if not os.path.isfile(path):
+            continue
+        rows = read_csv(path)
+        for f in folds:
+            fold_rows = [r for r in rows if r["fold"] == str(f)]
+            if not fold_rows:
+                continue
+            pairs = {(r["case"], r["subset"]) for r in fold_rows}
+            if pairs != {(c, s) for c in cases for s in subsets}:
+                raise SystemExit(f"{path} fold {f} is not a table of this run's test cases over all {len(subsets)} "
+                                 f"modality subsets: {len(pairs)} case x subset pairs, {len(cases) * len(subsets)} "
+                                 "expected. Point --tables at the per_case/ folder of a run on the same data, or "
+                                 "leave it out to train and evaluate everything.")
+            reused[(t, f)] = fold_rows
+    return reused
+
+
+def trainer_rows(trainer: str, reused: Reused, per_case: str) -> list[dict]:
+    """The trainer's per-case rows: its reused folds, the others from its evaluation's table `per_case`."""
+    rows = [r for (t, _), fold_rows in sorted(reused.items()) if t == trainer for r in fold_rows]
+    if os.path.isfile(per_case):
+        rows += [r for r in read_csv(per_case) if (trainer, int(r["fold"])) not in reused]
+    return rows
