@@ -244,6 +244,7 @@ class Experiment:
 
     # ---- the whole run
     def run(self) -> None:
+        """Data, training, then (unless --train-only) evaluation, the gap report and RESULTS.md."""
         t_start = time.time()
         self.prepare_data()
         trainers = self.a.trainers or TEACHERS + STUDENTS
@@ -251,35 +252,46 @@ class Experiment:
         if unknown:
             raise SystemExit(f"unknown trainers {unknown}; known: {', '.join(TEACHERS + STUDENTS)}")
         write_variants(self.ext, trainers, self.a.iterations)
+        best, finalists = self.train_models(trainers)
+        if self.a.train_only:
+            self.record_invocation(time.time() - t_start)
+            log("every model is trained (--train-only); run the command again without it to evaluate")
+            return
+        groups = {"teachers": ([t for t in finalists if t in TEACHERS], DROPOUT),
+                  "students": ([t for t in finalists if t in STUDENTS], KD)}
+        self.evaluate_models(trainers, groups)
+        gap_out, gap_fold = self.gap_report([t for t in trainers if t in TEACHERS])
+        self.report(trainers, finalists, best, groups, gap_out, gap_fold, self.record_invocation(time.time() - t_start))
+
+    def train_models(self, trainers: list[str]) -> tuple[str | None, list[str]]:
+        """Train what the run needs; returns the screening's best form (None without --screening) and the trainers
+        reported over all folds."""
         folds = self.a.folds
-        if self.a.screening:
-            forms = [f for f, s in FORM_STUDENTS.items() if s in trainers]
-            first = [(t, folds[0]) for t in trainers]
-            self.planned = list(first)
-            self.jobs_total = len(first) + 6 * (len(folds) - 1)  # the finalists' count, known after the choice
-            self.run_jobs(first)
-            best = self.select_form() if len(forms) > 1 else forms[0]
-            finalists = [t for t in trainers if t in (STOCK, DROPOUT, NOALIGN, KD, PROTOKD)
-                         or t in (TEACHER_PREFIX + best, FORM_STUDENTS[best])]
-            rest = [(t, f) for f in folds[1:] for t in finalists]
-            self.planned += rest
-            self.jobs_total = len(self.planned)
-            self.run_jobs(rest)
-        else:
-            best, finalists = None, trainers
+        if not self.a.screening:
             if self.a.tables:
                 self.load_tables(trainers, folds)
             self.planned = to_train(trainers, folds, set(self.reused))
             self.jobs_total = len(self.planned)
             self.run_jobs(self.planned)
-        if self.a.train_only:
-            self.record_invocation(time.time() - t_start)
-            log("every model is trained (--train-only); run the command again without it to evaluate")
-            return
+            return None, trainers
+        forms = [f for f, s in FORM_STUDENTS.items() if s in trainers]
+        first = [(t, folds[0]) for t in trainers]
+        self.planned = list(first)
+        self.jobs_total = len(first) + 6 * (len(folds) - 1)  # the finalists' count, known after the choice
+        self.run_jobs(first)
+        best = self.select_form() if len(forms) > 1 else forms[0]
+        finalists = [t for t in trainers if t in (STOCK, DROPOUT, NOALIGN, KD, PROTOKD)
+                     or t in (TEACHER_PREFIX + best, FORM_STUDENTS[best])]
+        rest = [(t, f) for f in folds[1:] for t in finalists]
+        self.planned += rest
+        self.jobs_total = len(self.planned)
+        self.run_jobs(rest)
+        return best, finalists
 
-        ev = os.path.join(self.ws, "evaluation")
-        groups = {"teachers": ([t for t in finalists if t in TEACHERS], DROPOUT),
-                  "students": ([t for t in finalists if t in STUDENTS], KD)}
+    def evaluate_models(self, trainers: list[str], groups: dict) -> None:
+        """Every group's model-folds that --tables did not bring, on the test cases (each group against its
+        reference); with --screening also fold 0 of every trainer."""
+        ev, folds = os.path.join(self.ws, "evaluation"), self.a.folds
         for name, (group, reference) in groups.items():
             todo: dict[tuple[int, ...], list[str]] = {}  # trainers by the folds the tables lack, one evaluation each
             for t in group:
@@ -293,20 +305,28 @@ class Experiment:
                 for name in groups:
                     reuse_cache(os.path.join(ev, name), screening, variant(t, self.a.iterations), folds[0])
             self.evaluate(trainers, folds[:1], screening)
-        gap_teachers = [t for t in trainers if t in TEACHERS]
-        # the first fold with every teacher trained here (with --tables, some folds' models are not)
-        gap_fold = next((f for f in folds if all(self.trained(t, f) for t in gap_teachers)), None)
-        gap_out = os.path.join(self.ws, "gap" if gap_fold == folds[0] else f"gap_fold{gap_fold}")
-        if gap_teachers and gap_fold is None:
+
+    def gap_report(self, teachers: list[str]) -> tuple[str, int | None]:
+        """nnUNetv2_mtg_gap of the teachers on the first fold with all of them trained here (with --tables, some
+        folds' models are not); returns its folder and that fold."""
+        folds = self.a.folds
+        fold = next((f for f in folds if all(self.trained(t, f) for t in teachers)), None)
+        out = os.path.join(self.ws, "gap" if fold == folds[0] else f"gap_fold{fold}")
+        if teachers and fold is None:
             log("no fold has every teacher trained in this workspace: no modality gap report")
-        elif gap_teachers and not os.path.isfile(os.path.join(gap_out, "gap.md")):
-            log(f"modality gap and bypass check of {len(gap_teachers)} teachers (fold {gap_fold})")
-            sh(["nnUNetv2_mtg_gap", "-d", str(self.dataset_id), "-c", self.a.c, "-p", self.plans, "-device", self.a.device, "-tr",
-                *[variant(t, self.a.iterations) for t in gap_teachers], "-f", str(gap_fold), "-i", self.images,
-                "-l", self.labels, "-o", gap_out], self.logfile("gap"))
+        elif teachers and not os.path.isfile(os.path.join(out, "gap.md")):
+            log(f"modality gap and bypass check of {len(teachers)} teachers (fold {fold})")
+            sh(["nnUNetv2_mtg_gap", "-d", str(self.dataset_id), "-c", self.a.c, "-p", self.plans, "-device",
+                self.a.device, "-tr", *[variant(t, self.a.iterations) for t in teachers], "-f", str(fold),
+                "-i", self.images, "-l", self.labels, "-o", out], self.logfile("gap"))
+        return out, fold
+
+    def report(self, trainers: list[str], finalists: list[str], best: str | None, groups: dict, gap_out: str,
+               gap_fold: int | None, runs: list[dict]) -> None:
+        """RESULTS.md from the workspace's evaluations and --tables' rows (accuracy_report.write_results)."""
         from accuracy_report import RunResults, machine, write_results
 
-        runs = self.record_invocation(time.time() - t_start)
+        ev = os.path.join(self.ws, "evaluation")
         per_case = {}  # group -> trainer -> rows, the trainers with any
         for name, (group, _) in groups.items():
             tables = {t: os.path.join(ev, name, variant(t, self.a.iterations), "per_case.csv") for t in group}
@@ -314,8 +334,8 @@ class Experiment:
                               if (rows := trainer_rows(t, self.reused, table))}
         path = write_results(RunResults(
             command=self.a.command, dataset=self.dataset, test_cases=len(os.listdir(self.labels)), plans=self.plans,
-            configuration=self.a.c, iterations=self.a.iterations, folds=folds, trainers=trainers, per_case=per_case,
-            references={name: ref for name, (_, ref) in groups.items()}, best_form=best,
+            configuration=self.a.c, iterations=self.a.iterations, folds=self.a.folds, trainers=trainers,
+            per_case=per_case, references={name: ref for name, (_, ref) in groups.items()}, best_form=best,
             trained_on=self.trained_on(finalists), evaluated_on=machine(self.a.device), runs=runs,
             tables=self.a.tables, reused=sorted(self.reused), evaluation=ev, gap=gap_out, gap_fold=gap_fold,
             workspace=self.ws), self.a.results)
