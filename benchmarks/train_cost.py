@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device("cpu")
     plans = write_brats_like_plans(ws["name"], a.patch)
     batch = stored_batches(ws["name"], plans, device, 1)[0]
-    save_teachers(ws["name"], plans)
+    save_teachers(ws["name"], plans, a.trainers)
     result = {}
     for name in a.trainers:
         torch.manual_seed(0)

@@ -22,21 +22,21 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workspace import make_workspace, write_brats_like_plans, write_json  # noqa: E402  (sets nnU-Net's variables before nnunetv2 is imported)
 
-from lineup import DEFAULT_FORM, DROPOUT, KD, PROTOKD, STOCK, STUDENT_PREFIX, TEACHER_PREFIX  # noqa: E402
+from lineup import DEFAULT_FORM, DROPOUT, KD, PROTOKD, STOCK, STUDENT_PREFIX, TEACHER_PREFIX, teacher_of  # noqa: E402
 from nnunetv2_mtg.forms import FORMS as ALL_FORMS  # noqa: E402
 
 # the default form by its user-facing names (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent), the others by theirs
 FORMS = ("",) + tuple(f for f in ALL_FORMS if f != DEFAULT_FORM)
 TRAINERS = [STOCK, DROPOUT, *[TEACHER_PREFIX + f for f in FORMS if f], KD, PROTOKD,
             *[STUDENT_PREFIX + f for f in FORMS if f]]
-TEACHERS = (DROPOUT, *[TEACHER_PREFIX + f for f in FORMS])  # the students' paired teachers
 
 
-def save_teachers(dataset: str, plans: str) -> None:
-    """Untrained teacher checkpoints where the students look for them (their weights do not change the cost)."""
+def save_teachers(dataset: str, plans: str, trainers: list[str]) -> None:
+    """Untrained checkpoints of the students' teachers where the students look for them (their weights do not
+    change the cost)."""
     import torch
 
-    for name in TEACHERS:
+    for name in dict.fromkeys(t for s in trainers if (t := teacher_of(s))):
         trainer = build(name, dataset, plans, torch.device("cpu"))
         trainer.save_checkpoint(os.path.join(trainer.output_folder, "checkpoint_final.pth"))
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     plans = a.p or ("nnUNetPlans_cpu_tiny" if a.device == "cpu" else write_brats_like_plans(ws["name"]))
     steps = a.steps or (10 if a.device == "cpu" else 30)
     batches = stored_batches(ws["name"], plans, device, 4)
-    save_teachers(ws["name"], plans)
+    save_teachers(ws["name"], plans, a.trainers)
 
     trainers = {name: build(name, ws["name"], plans, device) for name in a.trainers}
     times = {name: [] for name in trainers}
