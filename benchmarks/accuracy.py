@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py [--iterations 2000] [--folds 0 1 2] [--screening] [--device cpu|cuda]
                                   [--trainers T ...] [-d ID] [--jobs N] [--train-only] [--workspace DIR] [--results docs]
-                                  [--tables DIR]
+                                  [--tables DIR] [--report-only]
 
 Data: the phantom (made if absent: 40 training and 16 test cases), planned and preprocessed by stock nnU-Net,
 with the `cpu_tiny` preset on the CPU and nnU-Net's own plans on a GPU; or, with -d, any nnU-Net dataset of
@@ -26,6 +26,7 @@ accuracy/per_case/, one <trainer>.csv.gz each, same data and --iterations) inste
 a lost workspace, or one on another machine, costs only what the tables lack (a reused fold is still trained where
 a new student needs its teacher). --jobs N trains N models at once (a GPU with a small plan has room for many);
 --train-only stops after training, so a GPU machine can train the grid and the same command evaluates it elsewhere.
+--report-only --tables DIR writes RESULTS.md from the tables alone (a grid's state so far, with its CIs).
 """
 from __future__ import annotations
 
@@ -251,6 +252,13 @@ class Experiment:
         unknown = [t for t in trainers if t not in TEACHERS + STUDENTS]
         if unknown:
             raise SystemExit(f"unknown trainers {unknown}; known: {', '.join(TEACHERS + STUDENTS)}")
+        if self.a.report_only:
+            self.load_tables(trainers, self.a.folds)
+            reported = [t for t in trainers if any(r == t for r, _ in self.reused)]
+            groups = {"teachers": ([t for t in reported if t in TEACHERS], DROPOUT),
+                      "students": ([t for t in reported if t in STUDENTS], KD)}
+            self.report(reported, reported, None, groups, None, None, self.record_invocation(time.time() - t_start))
+            return
         write_variants(self.ext, trainers, self.a.iterations)
         best, finalists = self.train_models(trainers)
         if self.a.train_only:
@@ -321,7 +329,7 @@ class Experiment:
                 "-i", self.images, "-l", self.labels, "-o", out], self.logfile("gap"))
         return out, fold
 
-    def report(self, trainers: list[str], finalists: list[str], best: str | None, groups: dict, gap_out: str,
+    def report(self, trainers: list[str], finalists: list[str], best: str | None, groups: dict, gap_out: str | None,
                gap_fold: int | None, runs: list[dict]) -> None:
         """RESULTS.md from the workspace's evaluations and --tables' rows (accuracy_report.write_results)."""
         from accuracy_report import RunResults, machine, write_results
@@ -354,7 +362,8 @@ class Experiment:
                     with open(path) as fh:
                         d = json.load(fh)
                     seen[f"{d.get('gpu_name') or d.get('device', '?')}, torch {d.get('torch_version', '?')}"] += 1
-        return "; ".join(f"{where} ({n} models)" for where, n in seen.items()) or "unknown"
+        return "; ".join(f"{where} ({n} models)" for where, n in seen.items()) or \
+            ("the run(s) that wrote --tables" if self.reused else "unknown")
 
     def record_invocation(self, seconds: float) -> list[dict]:
         """Every invocation of the experiment in this workspace, oldest first: it may be resumed several times, or
@@ -395,7 +404,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results", default=os.path.join(REPO, "docs"), help="where RESULTS.md and its CSVs go")
     p.add_argument("--tables", default=None, help="an earlier run's per_case/ folder (<trainer>.csv.gz): the "
                                                   "model-folds found there are reused, not trained and evaluated")
+    p.add_argument("--report-only", action="store_true", help="train and evaluate nothing: RESULTS.md from the "
+                                                               "model-folds found in --tables and this workspace (what a "
+                                                               "running or interrupted grid has committed so far)")
     a = p.parse_args(argv)
+    if a.report_only and (not a.tables or a.train_only or a.screening or a.evaluate_each):
+        p.error("--report-only reports the model-folds of --tables DIR as they are: give --tables, and no "
+                "--train-only, --screening or --evaluate-each")
     if a.tables and a.screening:
         p.error("--tables reuses fixed model-folds, --screening chooses them: run the screening in one workspace")
     if a.tables and not os.path.isdir(a.tables):

@@ -37,7 +37,7 @@ class RunResults:
     tables: str | None  # --tables
     reused: list[tuple[str, int]]  # model-folds taken from it
     evaluation: str  # the workspace's evaluation folder (students/ and screening_fold0/ comparisons)
-    gap: str  # the gap report's folder (may not exist)
+    gap: str | None  # the gap report's folder (may not exist); None: no gap report
     gap_fold: int | None
     workspace: str
 
@@ -206,8 +206,8 @@ def write_results(r: RunResults, results: str) -> str:
     if os.path.isfile(screening):
         lines += ["", "## Screening: every trainer on fold 0", "",
                   open(screening).read().split("## Paired")[0].replace("## ", "### ").replace(f"_{it}iters", "")]
-    gap = os.path.join(r.gap, "gap.md")
-    if os.path.isfile(gap):
+    gap = os.path.join(r.gap, "gap.md") if r.gap else None
+    if gap and os.path.isfile(gap):
         text = open(gap).read().replace(f"_{it}iters", "")
         lines += ["", f"## Modality gap and bypass check of the teachers (fold {r.gap_fold}, test cases)", "",
                   text.split("\n### ")[0].replace("## ", "### ")]

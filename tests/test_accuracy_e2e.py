@@ -85,3 +85,15 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     refused = _run(nnunet_env, tmp_path / "ws3", tmp_path / "docs3", "--tables", str(bad), ok=False)
     assert "is not a table of this run's test cases" in refused and "] training " not in refused
     assert not (tmp_path / "docs3").exists()
+
+    # a grid's state so far: RESULTS.md from the tables alone, the trainers they hold and nothing trained
+    part = tmp_path / "part"
+    part.mkdir()
+    for name in ("run.json", "nnUNetTrainer.csv.gz"):
+        (part / name).write_bytes((tables / name).read_bytes())
+    so_far = _run(nnunet_env, tmp_path / "ws2", tmp_path / "docs4", "--tables", str(part), "--report-only")
+    assert "reusing 1 model-fold(s)" in so_far and "] training " not in so_far and " evaluating " not in so_far
+    md = (tmp_path / "docs4" / "RESULTS.md").read_text()
+    assert "| nnUNetTrainer | 0 |" in md and "| nnUNetTrainerModalityDropout |" not in md
+    assert "- trained on: the run(s) that wrote --tables" in md
+    assert "--report-only reports" in _run(nnunet_env, tmp_path / "ws2", tmp_path / "docs4", "--report-only", ok=False)
