@@ -94,6 +94,12 @@ def reuse_cache(src_out: str, dst_out: str, trainer: str, fold: int) -> None:
         shutil.copytree(src, dst)
 
 
+def report_groups(trainers: list[str]) -> dict[str, tuple[list[str], str]]:
+    """The teachers and the students of `trainers`, each group with the trainer its comparison is against."""
+    return {"teachers": ([t for t in trainers if t in TEACHERS], DROPOUT),
+            "students": ([t for t in trainers if t in STUDENTS], KD)}
+
+
 class Experiment:
     def __init__(self, a: argparse.Namespace):
         self.a = a
@@ -255,9 +261,8 @@ class Experiment:
         if self.a.report_only:
             self.load_tables(trainers, self.a.folds)
             reported = [t for t in trainers if any(r == t for r, _ in self.reused)]
-            groups = {"teachers": ([t for t in reported if t in TEACHERS], DROPOUT),
-                      "students": ([t for t in reported if t in STUDENTS], KD)}
-            self.report(reported, reported, None, groups, None, None, self.record_invocation(time.time() - t_start))
+            self.report(reported, reported, None, report_groups(reported), None, None,
+                        self.record_invocation(time.time() - t_start))
             return
         write_variants(self.ext, trainers, self.a.iterations)
         best, finalists = self.train_models(trainers)
@@ -265,8 +270,7 @@ class Experiment:
             self.record_invocation(time.time() - t_start)
             log("every model is trained (--train-only); run the command again without it to evaluate")
             return
-        groups = {"teachers": ([t for t in finalists if t in TEACHERS], DROPOUT),
-                  "students": ([t for t in finalists if t in STUDENTS], KD)}
+        groups = report_groups(finalists)
         self.evaluate_models(trainers, groups)
         gap_out, gap_fold = self.gap_report([t for t in trainers if t in TEACHERS])
         self.report(trainers, finalists, best, groups, gap_out, gap_fold, self.record_invocation(time.time() - t_start))
