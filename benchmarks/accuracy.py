@@ -45,7 +45,7 @@ PHANTOM_ID = 960
 sys.path.insert(0, HERE)
 from nnunetv2_mtg.atomic import write_json, write_text  # noqa: E402
 from lineup import (DROPOUT, FORM_STUDENTS, KD, NOALIGN, PROTOKD, STOCK, STUDENTS, TEACHER_PREFIX, TEACHERS,  # noqa: E402
-                    module_of)
+                    module_of, renamed)
 from scheduling import log, run_jobs, to_train  # noqa: E402
 from tables import Reused, load_tables, trainer_rows  # noqa: E402
 
@@ -239,7 +239,7 @@ class Experiment:
         best = max(scores, key=scores.get)
         with open(path, "w") as f:
             json.dump({"form": best, "mean_dice_on_fold0_validation": scores}, f, indent=1)
-        log(f"screening: best MTG form on fold 0's validation cases: {best} ({scores})")
+        log(f"screening: best MTG form on fold 0's validation cases: {FORM_STUDENTS[best]} ({scores})")
         return best
 
     @staticmethod
@@ -257,7 +257,8 @@ class Experiment:
         trainers = self.a.trainers or TEACHERS + STUDENTS
         unknown = [t for t in trainers if t not in TEACHERS + STUDENTS]
         if unknown:
-            raise SystemExit(f"unknown trainers {unknown}; known: {', '.join(TEACHERS + STUDENTS)}")
+            raise SystemExit(f"unknown trainers {', '.join(t + renamed(t) for t in unknown)}; "
+                             f"known: {', '.join(TEACHERS + STUDENTS)}")
         if self.a.report_only:
             self.load_tables(trainers, self.a.folds)
             reported = [t for t in trainers if any(r == t for r, _ in self.reused)]

@@ -11,11 +11,11 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 WS="${2:-$HERE/results/accuracy_2d}"
 OUT="${3:-$HERE/../docs/accuracy_2d}"
 PY="${PYTHON:-python}"
-MAIN=(nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacherMixtureRawLoss
-      nnUNetTrainerKDStudent nnUNetTrainerMTGStudentMixtureRawLoss)
-FORMS=(nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacherMixtureRawLoss
+MAIN=(nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacher
+      nnUNetTrainerKDStudent nnUNetTrainerMTGStudent)
+FORMS=(nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacher
        nnUNetTrainerMTGTeacherMixture nnUNetTrainerMTGTeacherFirstBlock nnUNetTrainerKDStudent
-       nnUNetTrainerMTGStudentMixtureRawLoss nnUNetTrainerMTGStudentFirstBlock nnUNetTrainerProtoKDStudent)
+       nnUNetTrainerMTGStudent nnUNetTrainerMTGStudentFirstBlock nnUNetTrainerProtoKDStudent)
 "$PY" "$HERE/noise_floor.py" -c 2d --iterations "$B" --workspace "$WS" --results "$OUT" || echo "noise floor failed; the grid goes on"
 "$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --folds 0 1 2 3 4 --trainers "${MAIN[@]}" --evaluate-each \
   --workspace "$WS" --results "$OUT"

@@ -10,11 +10,14 @@ from nnunetv2_mtg.forms import FORMS, STUDENT_PREFIX, TEACHER_PREFIX
 STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerKDStudent",
                                "nnUNetTrainerProtoKDStudent")
 NOALIGN = "nnUNetTrainerMTGTeacherNoAlign"
-DEFAULT_FORM = "MixtureRawLoss"  # nnUNetTrainerMTGTeacher / ...MTGStudent, by the name the experiment trains
-DEFAULT_TEACHER = TEACHER_PREFIX + DEFAULT_FORM
-TEACHERS = [STOCK, DROPOUT, NOALIGN] + [TEACHER_PREFIX + f for f in FORMS]
-FORM_STUDENTS = {f: STUDENT_PREFIX + f for f in FORMS}  # the MTG students by form, for the screening
+SUFFIXES = ("", *FORMS)  # the MTG forms by their trainers' suffix; "" is the default form's plain names
+DEFAULT_TEACHER = TEACHER_PREFIX
+TEACHERS = [STOCK, DROPOUT, NOALIGN] + [TEACHER_PREFIX + f for f in SUFFIXES]
+FORM_STUDENTS = {f: STUDENT_PREFIX + f for f in SUFFIXES}  # the MTG students by form, for the screening
 STUDENTS = [KD, PROTOKD, *FORM_STUDENTS.values()]
+# the default form's earlier second names: per-case tables written under them (the 2d grid's, the 3d archive's)
+# are read as the default's
+FORMER_NAMES = {TEACHER_PREFIX + "MixtureRawLoss": TEACHER_PREFIX, STUDENT_PREFIX + "MixtureRawLoss": STUDENT_PREFIX}
 
 
 @functools.cache
@@ -29,8 +32,13 @@ def trainer_class(name: str) -> type:
                                       "nnunetv2.training.nnUNetTrainer") \
         or recursive_find_python_class(trainers_folder(), name, "nnunetv2_mtg.trainers")
     if cls is None:
-        raise SystemExit(f"unknown trainer {name}; known: {', '.join(TEACHERS + STUDENTS)}")
+        raise SystemExit(f"unknown trainer {name}{renamed(name)}; known: {', '.join(TEACHERS + STUDENTS)}")
     return cls
+
+
+def renamed(name: str) -> str:
+    """' (now X)' for a former name of trainer X, else ''; for the errors that refuse an unknown trainer."""
+    return f" (now {FORMER_NAMES[name]})" if name in FORMER_NAMES else ""
 
 
 def teacher_of(trainer: str) -> str | None:

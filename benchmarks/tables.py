@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from lineup import FORMER_NAMES
 from nnunetv2_mtg.report import read_csv
 
 Reused = dict[tuple[str, int], list[dict]]  # (trainer, fold): its per-case rows
@@ -14,7 +15,8 @@ def load_tables(folder: str, this_run: dict, cases: set[str], subsets: set[str],
                 folds: list[int]) -> Reused:
     """The rows of the trainers and folds of this run found in `folder`, checked before anything is trained: its
     run.json must equal `this_run` (dataset, plans, configuration, iterations), and each reused fold must hold every
-    one of `cases` in every one of `subsets`, or the pairing would be wrong."""
+    one of `cases` in every one of `subsets`, or the pairing would be wrong. A table under a trainer's former name
+    (lineup.FORMER_NAMES) is read as the trainer's."""
     run = os.path.join(folder, "run.json")
     that = None
     if os.path.isfile(run):
@@ -24,9 +26,12 @@ def load_tables(folder: str, this_run: dict, cases: set[str], subsets: set[str],
         raise SystemExit(f"--tables {folder} holds models of {that or 'an unknown run (no run.json)'}, "
                          f"this run trains {this_run}: reuse tables only with the same data, plans and "
                          "--iterations, or leave --tables out to train and evaluate everything.")
+    former = {now: was for was, now in FORMER_NAMES.items()}
     reused: Reused = {}
     for t in trainers:
         path = os.path.join(folder, f"{t}.csv.gz")
+        if not os.path.isfile(path) and t in former:
+            path = os.path.join(folder, f"{former[t]}.csv.gz")
         if not os.path.isfile(path):
             continue
         rows = read_csv(path)

@@ -20,9 +20,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workspace import make_workspace, write_brats_like_plans, write_json  # noqa: E402  (sets nnU-Net's variables first)
-from train_step import FORMS, build, save_teachers, stored_batches  # noqa: E402
+from lineup import SUFFIXES  # noqa: E402
+from train_step import build, save_teachers, stored_batches  # noqa: E402
 
-TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", *[f"nnUNetTrainerMTGTeacher{f}" for f in FORMS],
+TRAINERS = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", *[f"nnUNetTrainerMTGTeacher{f}" for f in SUFFIXES],
             "nnUNetTrainerKDStudent", "nnUNetTrainerProtoKDStudent", "nnUNetTrainerMTGStudentMixture",
             "nnUNetTrainerMTGStudentFirstBlock"]
 

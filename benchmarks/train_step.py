@@ -22,13 +22,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workspace import make_workspace, write_brats_like_plans, write_json  # noqa: E402  (sets nnU-Net's variables before nnunetv2 is imported)
 
-from lineup import DEFAULT_FORM, DROPOUT, KD, PROTOKD, STOCK, STUDENT_PREFIX, TEACHER_PREFIX, teacher_of  # noqa: E402
-from nnunetv2_mtg.forms import FORMS as ALL_FORMS  # noqa: E402
+from lineup import DROPOUT, KD, PROTOKD, STOCK, STUDENT_PREFIX, SUFFIXES, TEACHER_PREFIX, teacher_of  # noqa: E402
 
-# the default form by its user-facing names (nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent), the others by theirs
-FORMS = ("",) + tuple(f for f in ALL_FORMS if f != DEFAULT_FORM)
-TRAINERS = [STOCK, DROPOUT, *[TEACHER_PREFIX + f for f in FORMS if f], KD, PROTOKD,
-            *[STUDENT_PREFIX + f for f in FORMS if f]]
+TRAINERS = [STOCK, DROPOUT, *[TEACHER_PREFIX + f for f in SUFFIXES if f], KD, PROTOKD,
+            *[STUDENT_PREFIX + f for f in SUFFIXES if f]]
 
 
 def save_teachers(dataset: str, plans: str, trainers: list[str]) -> None:

@@ -235,12 +235,12 @@ class GaussianStemForm:
 
 TEACHER_PREFIX, STUDENT_PREFIX = "nnUNetTrainerMTGTeacher", "nnUNetTrainerMTGStudent"
 
-# The shipped forms, by the suffix of their trainers' names: each gets nnUNetTrainerMTGTeacher<suffix>, its student
-# nnUNetTrainerMTGStudent<suffix> and their schedule variants (trainers/); the accuracy experiment's lineup is read
-# from here too. `MixtureRawLoss` is the default form by the name the accuracy experiment trains.
+# The shipped forms besides the default, by the suffix of their trainers' names: each gets
+# nnUNetTrainerMTGTeacher<suffix>, its student nnUNetTrainerMTGStudent<suffix> and their schedule variants
+# (trainers/); the accuracy experiment's lineup is read from here too. The default form (MixtureStemRawLossForm) is
+# the plain nnUNetTrainerMTGTeacher / nnUNetTrainerMTGStudent, under no second name.
 FORMS: dict[str, type] = {"Bottleneck": BottleneckForm, "AllStages": AllStagesForm, "Mixture": MixtureStemForm,
-                          "Gaussian": GaussianStemForm, "MixtureRawLoss": MixtureStemRawLossForm,
-                          "Standin": StandinStemForm, "FirstBlock": FirstBlockForm}
+                          "Gaussian": GaussianStemForm, "Standin": StandinStemForm, "FirstBlock": FirstBlockForm}
 
 
 def form_trainer(base: type, prefix: str, suffix: str, form: type, module: str, **attributes) -> type:

@@ -103,15 +103,14 @@ def test_the_lineup_is_read_from_the_forms_and_the_students_own_teachers():
 
     import lineup
 
-    forms = ["Bottleneck", "AllStages", "Mixture", "Gaussian", "MixtureRawLoss", "Standin", "FirstBlock"]
+    forms = ["", "Bottleneck", "AllStages", "Mixture", "Gaussian", "Standin", "FirstBlock"]
     assert lineup.TEACHERS == ["nnUNetTrainer", "nnUNetTrainerModalityDropout", "nnUNetTrainerMTGTeacherNoAlign",
                                *[f"nnUNetTrainerMTGTeacher{f}" for f in forms]]
     assert lineup.STUDENTS == ["nnUNetTrainerKDStudent", "nnUNetTrainerProtoKDStudent",
                                *[f"nnUNetTrainerMTGStudent{f}" for f in forms]]
-    teachers = {s: lineup.teacher_of(s) for s in lineup.STUDENTS + ["nnUNetTrainerMTGStudent"]}
+    teachers = {s: lineup.teacher_of(s) for s in lineup.STUDENTS}
     assert teachers == {"nnUNetTrainerKDStudent": "nnUNetTrainerModalityDropout",
                         "nnUNetTrainerProtoKDStudent": "nnUNetTrainerModalityDropout",
-                        "nnUNetTrainerMTGStudent": "nnUNetTrainerMTGTeacher",
                         **{f"nnUNetTrainerMTGStudent{f}": f"nnUNetTrainerMTGTeacher{f}" for f in forms}}
     assert all(lineup.teacher_of(t) is None for t in lineup.TEACHERS)
     for t in lineup.TEACHERS + lineup.STUDENTS:
@@ -134,10 +133,10 @@ def test_comparisons_pair_each_model_with_its_reference():
 
     from lineup import DEFAULT_TEACHER as default
 
-    assert default == "nnUNetTrainerMTGTeacherMixtureRawLoss"  # nnUNetTrainerMTGTeacher by the grid's name
+    assert default == "nnUNetTrainerMTGTeacher"
     grid = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", default, "nnUNetTrainerMTGTeacherNoAlign",
             "nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock", "nnUNetTrainerKDStudent",
-            "nnUNetTrainerMTGStudentMixtureRawLoss"]
+            "nnUNetTrainerMTGStudent"]
     blocks = {ref: group for _, ref, group in comparisons(grid)}
     assert blocks["nnUNetTrainerModalityDropout"] == ["nnUNetTrainer", default, "nnUNetTrainerMTGTeacherNoAlign",
                                                      "nnUNetTrainerMTGTeacherMixture",
@@ -145,7 +144,7 @@ def test_comparisons_pair_each_model_with_its_reference():
     assert blocks["nnUNetTrainerMTGTeacherNoAlign"] == [default, "nnUNetTrainerMTGTeacherMixture",
                                                        "nnUNetTrainerMTGTeacherFirstBlock"]
     assert blocks[default] == ["nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock"]
-    assert blocks["nnUNetTrainerKDStudent"] == ["nnUNetTrainerMTGStudentMixtureRawLoss"]
+    assert blocks["nnUNetTrainerKDStudent"] == ["nnUNetTrainerMTGStudent"]
     assert blocks["nnUNetTrainer"] == grid[1:]
     without = {ref for _, ref, _ in comparisons([t for t in grid if t != default])}
     assert default not in without and "nnUNetTrainerMTGTeacherNoAlign" in without
@@ -219,3 +218,15 @@ def test_tables_are_reused_only_when_they_pair_with_this_run(tmp_path):
                      + [{**r, "dice": "0.1"} for r in rows[4:]])  # its fold 1 is not read: the table's is
     got = trainer_rows("nnUNetTrainer", reused, str(evaluated))
     assert [(r["fold"], r["dice"]) for r in got] == [("1", "0.5")] * 4 + [("2", "0.9")] * 4
+    write_csv_atomic(str(tmp_path / "nnUNetTrainerMTGTeacherMixtureRawLoss.csv.gz"), PER_CASE_FIELDS,
+                     [{**r, "dice": "0.7"} for r in rows])  # the default teacher's table under its former name
+    former = load_tables(str(tmp_path), run, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainerMTGTeacher"], [0])
+    assert [r["dice"] for r in former[("nnUNetTrainerMTGTeacher", 0)]] == ["0.7"] * 4
+
+
+def test_a_former_trainer_name_is_refused_with_its_new_name():
+    import lineup
+
+    with pytest.raises(SystemExit, match=r"unknown trainer nnUNetTrainerMTGStudentMixtureRawLoss \(now "
+                                         r"nnUNetTrainerMTGStudent\)"):
+        lineup.trainer_class("nnUNetTrainerMTGStudentMixtureRawLoss")

@@ -106,18 +106,21 @@ def test_form_errors_before_any_output(nnunet_env, models, phantom, start_traine
 
 def test_the_default_trainers_have_the_measured_default_form():
     """README and docs/RESULTS.md say which form the plain MTG trainers use (the mixture stem, raw loss, weight 0.1,
-    trained by the experiment as `...MixtureRawLoss`); the classes must agree, and the named invariant form and its
-    student must keep the form the experiment measured under their names."""
+    tables of it written as `...MixtureRawLoss` are read as theirs); the classes must agree, the default has no
+    second name, and the named invariant form and its student keep the form the experiment measured under their names."""
     from nnunetv2_mtg.forms import read_form
     from nnunetv2_mtg.trainers import nnUNetTrainerMTGStudent as students
     from nnunetv2_mtg.trainers import nnUNetTrainerMTGTeacher as teachers
 
     arch = {"n_stages": 4, "features_per_stage": [8, 16, 32, 64]}
-    expected = read_form(teachers.nnUNetTrainerMTGTeacherMixtureRawLoss, arch, 4)
-    for trainer in (teachers.nnUNetTrainerMTGTeacher, teachers.nnUNetTrainerMTGTeacherNoAlign,
-                    students.nnUNetTrainerMTGStudent, students.nnUNetTrainerMTGStudent_T2,
-                    students.nnUNetTrainerMTGStudentMixtureRawLoss):
+    expected = read_form(teachers.nnUNetTrainerMTGTeacher, arch, 4)
+    for trainer in (teachers.nnUNetTrainerMTGTeacherNoAlign, students.nnUNetTrainerMTGStudent,
+                    students.nnUNetTrainerMTGStudent_T2):
         assert read_form(trainer, arch, 4) == expected
+    for module, plain in ((teachers, ["nnUNetTrainerMTGTeacher", "nnUNetTrainerMTGTeacherNoAlign"]),
+                          (students, ["nnUNetTrainerMTGStudent"])):  # one name per model
+        named = [n for n in dir(module) if n.startswith(plain[0]) and "_" not in n]  # not the schedule variants
+        assert [n for n in named if read_form(getattr(module, n), arch, 4) == expected] == plain
     assert expected.name == "stem-mixture-raw-loss" and expected.stem_channels == 4
     assert teachers.nnUNetTrainerMTGTeacher.lambda_align == 0.1 and teachers.nnUNetTrainerMTGTeacherNoAlign.lambda_align == 0
     for trainer in (teachers.nnUNetTrainerMTGTeacherMixture, students.nnUNetTrainerMTGStudentMixture):
