@@ -189,7 +189,7 @@ class Experiment:
         left = sum(not self.trained(t, f) for t, f in self.planned)
         eta = left * sum(self.durations) / len(self.durations) / min(self.a.jobs, max(left, 1))
         log(f"    done in {self.durations[-1] / 60:.1f} min; {left} trainings left, about {eta / 3600:.1f} h")
-        if self.a.evaluate_each:
+        if self.a.evaluate_each and (trainer, fold) not in self.reused:  # a reused table stands: this model only teaches
             self.table_as_trained(trainer, fold)
 
     def table_as_trained(self, trainer: str, fold: int) -> None:
