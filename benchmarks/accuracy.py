@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py [--iterations 2000] [--folds 0 1 2] [--screening] [--device cpu|cuda]
                                   [--trainers T ...] [-d ID] [--jobs N] [--train-only] [--workspace DIR] [--results docs]
-                                  [--tables DIR] [--report-only]
+                                  [--tables DIR ...] [--report-only]
 
 Data: the phantom (made if absent: 40 training and 16 test cases), planned and preprocessed by stock nnU-Net,
 with the `cpu_tiny` preset on the CPU and nnU-Net's own plans on a GPU; or, with -d, any nnU-Net dataset of
@@ -21,8 +21,9 @@ Resuming: trained folds (checkpoint_final.pth), evaluated subsets and the gap re
 (default benchmarks/results/accuracy) and skipped when the command is run again; an interrupted training
 continues from its last epoch (`--c`). A run with `--folds 0` (everything on one fold, evaluated and reported) can
 be extended later by `--folds 0 1 2 --screening` in the same workspace: fold 0 is neither retrained nor
-re-evaluated. --tables DIR takes the model-folds found in an earlier run's per-case tables (its results'
-accuracy/per_case/, one <trainer>.csv.gz each, same data and --iterations) instead of training and evaluating them:
+re-evaluated. --tables DIR ... takes the model-folds found in earlier runs' per-case tables (their results'
+accuracy/per_case/, one <trainer>.csv.gz each, same data and --iterations; the first folder holding a model-fold
+gives it) instead of training and evaluating them:
 a lost workspace, or one on another machine, costs only what the tables lack (a reused fold is still trained where
 a new student needs its teacher). --jobs N trains N models at once (a GPU with a small plan has room for many);
 --train-only stops after training, so a GPU machine can train the grid and the same command evaluates it elsewhere.
@@ -164,7 +165,7 @@ class Experiment:
         self.reused = load_tables(self.a.tables, this, cases,
                                   {s.name for s in enumerate_subsets(modality_names(dataset_json))}, trainers, folds)
         if self.reused:
-            log(f"reusing {len(self.reused)} model-fold(s) from {self.a.tables}: " + ", ".join(
+            log(f"reusing {len(self.reused)} model-fold(s) from {' and '.join(self.a.tables)}: " + ", ".join(
                 f"{t} fold {f}" for t, f in sorted(self.reused)))
 
     # ---- training
@@ -407,8 +408,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--test-cases", type=int, default=16, help="phantom test cases (default 16)")
     p.add_argument("--workspace", default=os.path.join(HERE, "results", "accuracy"))
     p.add_argument("--results", default=os.path.join(REPO, "docs"), help="where RESULTS.md and its CSVs go")
-    p.add_argument("--tables", default=None, help="an earlier run's per_case/ folder (<trainer>.csv.gz): the "
-                                                  "model-folds found there are reused, not trained and evaluated")
+    p.add_argument("--tables", nargs="+", default=None, help="earlier runs' per_case/ folders (<trainer>.csv.gz): "
+                                                             "the model-folds found there are reused, not trained and "
+                                                             "evaluated (the first folder holding one gives it)")
     p.add_argument("--report-only", action="store_true", help="train and evaluate nothing: RESULTS.md from the "
                                                                "model-folds found in --tables and this workspace (what a "
                                                                "running or interrupted grid has committed so far)")
@@ -418,9 +420,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                 "--train-only, --screening or --evaluate-each")
     if a.tables and a.screening:
         p.error("--tables reuses fixed model-folds, --screening chooses them: run the screening in one workspace")
-    if a.tables and not os.path.isdir(a.tables):
-        p.error(f"--tables {a.tables} is not a folder: pass the per_case/ folder beside an earlier RESULTS.md, "
-                "e.g. docs/accuracy_default/accuracy/per_case")
+    for folder in a.tables or []:
+        if not os.path.isdir(folder):
+            p.error(f"--tables {folder} is not a folder: pass the per_case/ folder beside an earlier RESULTS.md, "
+                    "e.g. docs/accuracy_default/accuracy/per_case")
     if a.evaluate_each and (a.train_only or a.screening):
         p.error("--evaluate-each evaluates every model as it is trained: not with --train-only or --screening")
     if a.train_only and a.screening:

@@ -34,7 +34,7 @@ class RunResults:
     trained_on: str
     evaluated_on: str
     runs: list[dict]  # every invocation in the workspace: command, machine, seconds, ended[, note]
-    tables: str | None  # --tables
+    tables: list[str] | None  # --tables
     reused: list[tuple[str, int]]  # model-folds taken from it
     evaluation: str  # the workspace's evaluation folder (students/ and screening_fold0/ comparisons)
     gap: str | None  # the gap report's folder (may not exist); None: no gap report
@@ -162,8 +162,9 @@ def write_results(r: RunResults, results: str) -> str:
              f"- wall time: {sum(x['seconds'] for x in r.runs) / 3600:.1f} h over {len(r.runs)} run(s) of the command:",
              *[f"  {i}. `{x['command']}` on {x['machine']}: {x['seconds'] / 60:.1f} min (ended {x['ended']})"
                + (f"; {x['note']}" if x.get("note") else "") for i, x in enumerate(r.runs, 1)],
-             *([f"- reused from `{r.tables}` (an earlier run's per-case tables, neither retrained nor re-evaluated "
-                "here): " + ", ".join(f"{t} fold {f}" for t, f in sorted(r.reused))] if r.reused else []),
+             *(["- reused from " + " and ".join(f"`{t}`" for t in r.tables or []) + " (earlier runs' per-case "
+                "tables, neither retrained nor re-evaluated here): "
+                + ", ".join(f"{t} fold {f}" for t, f in sorted(r.reused))] if r.reused else []),
              "- Dice x100, mean over the cases; \"mean\" = mean of WT, TC, ET; spread = SD of the per-fold means", ""]
 
     summary, tables = [], {}

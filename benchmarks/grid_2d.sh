@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The converged 2d grid, resumable (run it again to continue; finished models and evaluations are kept):
 #   bash benchmarks/grid_2d.sh ITERATIONS [WORKSPACE] [RESULTS]
-# 1. the noise floor: dropout fold 0 trained a second time; 2. the main comparisons over folds 0-4; 3. the forms in
-# contention over folds 0-2 (the main trainers' folds 0-2 are reused from step 2). Every model's per-case table is
-# written to RESULTS as soon as it is evaluated (--evaluate-each). ITERATIONS comes from the learning curve
+# 1. the noise floor: dropout fold 0 trained a second time; 2. fold 0 of the main comparisons, then of the forms in
+# contention, so that one fold holds every trainer early; 3. the main comparisons over folds 0-4; 4. the forms over
+# folds 0-2 (the main trainers' folds are read from step 3's tables). Every model's per-case table is written to
+# RESULTS as soon as it is evaluated (--evaluate-each). ITERATIONS comes from the learning curve
 # (docs/learning_curve/learning_curve.md). A new workspace continues from the tables committed under RESULTS
 # (--tables): it retrains only a reused teacher that a student still needs, and the noise floor once measured is skipped.
 set -euo pipefail
@@ -17,14 +18,20 @@ MAIN=(nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign 
 FORMS=(nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacher
        nnUNetTrainerMTGTeacherMixture nnUNetTrainerMTGTeacherFirstBlock nnUNetTrainerKDStudent
        nnUNetTrainerMTGStudent nnUNetTrainerMTGStudentFirstBlock nnUNetTrainerProtoKDStudent)
-tables() { [ -f "$1/accuracy/per_case/run.json" ] && echo "--tables $1/accuracy/per_case" || true; }
+tables() {  # the per_case/ folders of $@ that hold tables, as --tables arguments
+  local found=()
+  for d in "$@"; do [ -f "$d/accuracy/per_case/run.json" ] && found+=("$d/accuracy/per_case"); done
+  [ ${#found[@]} -gt 0 ] && echo "--tables ${found[*]}" || true
+}
 if [ -f "$OUT/noise_floor.md" ]; then
   echo "noise floor already measured ($OUT/noise_floor.md): skipped"
 else
   "$PY" "$HERE/noise_floor.py" -c 2d --iterations "$B" --workspace "$WS" --results "$OUT" || echo "noise floor failed; the grid goes on"
 fi
 # shellcheck disable=SC2046
-"$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --folds 0 1 2 3 4 --trainers "${MAIN[@]}" --evaluate-each \
-  --workspace "$WS" --results "$OUT" $(tables "$OUT")
-"$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --folds 0 1 2 --trainers "${FORMS[@]}" --evaluate-each \
-  --workspace "$WS" --results "$OUT/forms" $(tables "$OUT/forms")
+main() { "$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --trainers "${MAIN[@]}" --evaluate-each \
+  --workspace "$WS" --results "$OUT" --folds "$@" $(tables "$OUT"); }
+# shellcheck disable=SC2046
+forms() { "$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --trainers "${FORMS[@]}" --evaluate-each \
+  --workspace "$WS" --results "$OUT/forms" --folds "$@" $(tables "$OUT" "$OUT/forms"); }
+main 0 && forms 0 && main 0 1 2 3 4 && forms 0 1 2

@@ -11,12 +11,22 @@ from nnunetv2_mtg.report import read_csv
 Reused = dict[tuple[str, int], list[dict]]  # (trainer, fold): its per-case rows
 
 
-def load_tables(folder: str, this_run: dict, cases: set[str], subsets: set[str], trainers: list[str],
+def load_tables(folders: list[str], this_run: dict, cases: set[str], subsets: set[str], trainers: list[str],
                 folds: list[int]) -> Reused:
-    """The rows of the trainers and folds of this run found in `folder`, checked before anything is trained: its
-    run.json must equal `this_run` (dataset, plans, configuration, iterations), and each reused fold must hold every
-    one of `cases` in every one of `subsets`, or the pairing would be wrong. A table under a trainer's former name
-    (lineup.FORMER_NAMES) is read as the trainer's."""
+    """The rows of the trainers and folds of this run found in `folders` (the first folder that holds a model-fold
+    gives it, so the main comparisons' tables can stand beside a later run's own), checked before anything is
+    trained: each folder's run.json must equal `this_run` (dataset, plans, configuration, iterations), and each
+    reused fold must hold every one of `cases` in every one of `subsets`, or the pairing would be wrong. A table under
+    a trainer's former name (lineup.FORMER_NAMES) is read as the trainer's."""
+    reused: Reused = {}
+    for folder in folders:
+        for key, rows in _load_folder(folder, this_run, cases, subsets, trainers, folds).items():
+            reused.setdefault(key, rows)
+    return reused
+
+
+def _load_folder(folder: str, this_run: dict, cases: set[str], subsets: set[str], trainers: list[str],
+                 folds: list[int]) -> Reused:
     run = os.path.join(folder, "run.json")
     that = None
     if os.path.isfile(run):

@@ -207,12 +207,13 @@ def test_tables_are_reused_only_when_they_pair_with_this_run(tmp_path):
     rows = [{"case": c, "fold": str(f), "subset": s, "region": "WT", "dice": "0.5", "hd95": "1"}
             for f in (0, 1) for c in ("a", "b") for s in ("T2", "T1+T2")]
     write_csv_atomic(str(tmp_path / "nnUNetTrainer.csv.gz"), PER_CASE_FIELDS, rows)
-    reused = load_tables(str(tmp_path), run, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainer", accuracy.DROPOUT], [1, 2])
+    reused = load_tables([str(tmp_path)], run, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainer", accuracy.DROPOUT],
+                         [1, 2])
     assert set(reused) == {("nnUNetTrainer", 1)} and len(reused[("nnUNetTrainer", 1)]) == 4
     with pytest.raises(SystemExit, match="reuse tables only with the same data, plans and --iterations"):
-        load_tables(str(tmp_path), {**run, "iterations": 4000}, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainer"], [0])
+        load_tables([str(tmp_path)], {**run, "iterations": 4000}, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainer"], [0])
     with pytest.raises(SystemExit, match="fold 0 is not a table of this run's test cases"):
-        load_tables(str(tmp_path), run, {"a", "b", "c"}, {"T2", "T1+T2"}, ["nnUNetTrainer"], [0])
+        load_tables([str(tmp_path)], run, {"a", "b", "c"}, {"T2", "T1+T2"}, ["nnUNetTrainer"], [0])
     evaluated = tmp_path / "per_case.csv"
     write_csv_atomic(str(evaluated), PER_CASE_FIELDS, [{**r, "fold": "2", "dice": "0.9"} for r in rows[:4]]
                      + [{**r, "dice": "0.1"} for r in rows[4:]])  # its fold 1 is not read: the table's is
@@ -220,8 +221,18 @@ def test_tables_are_reused_only_when_they_pair_with_this_run(tmp_path):
     assert [(r["fold"], r["dice"]) for r in got] == [("1", "0.5")] * 4 + [("2", "0.9")] * 4
     write_csv_atomic(str(tmp_path / "nnUNetTrainerMTGTeacherMixtureRawLoss.csv.gz"), PER_CASE_FIELDS,
                      [{**r, "dice": "0.7"} for r in rows])  # the default teacher's table under its former name
-    former = load_tables(str(tmp_path), run, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainerMTGTeacher"], [0])
+    former = load_tables([str(tmp_path)], run, {"a", "b"}, {"T2", "T1+T2"}, ["nnUNetTrainerMTGTeacher"], [0])
     assert [r["dice"] for r in former[("nnUNetTrainerMTGTeacher", 0)]] == ["0.7"] * 4
+    later = tmp_path / "later"  # a second folder: fold 1 is the first folder's, fold 2 only it has
+    later.mkdir()
+    (later / "run.json").write_text(json.dumps(run))
+    write_csv_atomic(str(later / "nnUNetTrainer.csv.gz"), PER_CASE_FIELDS,
+                     [{**r, "fold": str(f), "dice": "0.3"} for f in (1, 2) for r in rows[:4]])
+    subsets = {"T2", "T1+T2"}
+    both = load_tables([str(tmp_path), str(later)], run, {"a", "b"}, subsets, ["nnUNetTrainer"], [0, 1, 2])
+    assert {f: {r["dice"] for r in v} for (_, f), v in both.items()} == {0: {"0.5"}, 1: {"0.5"}, 2: {"0.3"}}
+    both = load_tables([str(later), str(tmp_path)], run, {"a", "b"}, subsets, ["nnUNetTrainer"], [0, 1, 2])
+    assert {f: {r["dice"] for r in v} for (_, f), v in both.items()} == {0: {"0.5"}, 1: {"0.3"}, 2: {"0.3"}}
 
 
 def test_a_former_trainer_name_is_refused_with_its_new_name():
