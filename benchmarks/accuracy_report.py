@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnunetv2_mtg import statistics
-from nnunetv2_mtg.atomic import write_text
+from nnunetv2_mtg.atomic import atomic_path, write_text
 from nnunetv2_mtg.report import CI_TEXT, PER_CASE_FIELDS, paired_rows, read_csv, region_table, write_csv_atomic
 
 SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
@@ -115,19 +116,21 @@ def summary_rows(table: dict, trainer: str) -> list[dict]:
     return rows
 
 
-def students_comparison(ev: str, rows: dict[str, list[dict]], reference: str) -> None:
-    """The students side by side per subset, on all their folds (some may come from --tables), written over the
-    evaluation's own comparison of the folds it evaluated."""
+def group_comparison(ev: str, name: str, rows: dict[str, list[dict]], reference: str) -> str:
+    """One group's trainers side by side per subset (markdown, CSV and a heatmap of Dice and of each trainer minus
+    `reference`), on all their folds (some may come from --tables), written over the evaluation's own comparison of
+    the folds it evaluated; returns the folder."""
     from nnunetv2_mtg.evaluate import write_comparison
     from nnunetv2_mtg.report import summarise
 
     first = next(iter(rows.values()))
     subsets = list(dict.fromkeys(r["subset"] for r in first))
     regions = list(dict.fromkeys(r["region"] for r in first))
-    out = os.path.join(ev, "students")
+    out = os.path.join(ev, name)
     os.makedirs(out, exist_ok=True)
     write_comparison(out, {t: summarise(r, subsets, regions) for t, r in rows.items()},
                      {t: statistics.dice_table(r) for t, r in rows.items()}, reference, subsets, regions)
+    return out
 
 
 def _pct(v: float) -> str:
@@ -167,7 +170,7 @@ def write_results(r: RunResults, results: str) -> str:
                 + ", ".join(f"{t} fold {f}" for t, f in sorted(r.reused))] if r.reused else []),
              "- Dice x100, mean over the cases; \"mean\" = mean of WT, TC, ET; spread = SD of the per-fold means", ""]
 
-    summary, tables = [], {}
+    summary, tables, figures = [], {}, []
     lines += ["## Mean Dice over the 15 modality subsets, and with all modalities", "",
               "| trainer | folds | WT | TC | ET | mean (SD over folds) | per fold | full input: mean (SD) |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -187,8 +190,12 @@ def write_results(r: RunResults, results: str) -> str:
                                                                   ("WT", "TC", "ET") if x in by) +
                          f" | {_pct(m['mean_dice_15_subsets'])} ({_pct(m['sd_over_folds'])}) | {per_fold} | "
                          f"{_pct(m['full_input_dice'])} ({_pct(m['full_input_sd_over_folds'])}) |")
-        if name == "students" and r.references[name] in group_rows and len(group_rows) > 1:
-            students_comparison(r.evaluation, group_rows, r.references[name])
+        if r.references[name] in group_rows and len(group_rows) > 1:  # where they differ, as a picture beside
+            figure = os.path.join(csv_dir, f"{name}_per_subset.png")
+            with atomic_path(figure) as tmp:
+                shutil.copyfile(os.path.join(group_comparison(r.evaluation, name, group_rows, r.references[name]),
+                                             "comparison.png"), tmp)
+            figures.append((name, os.path.relpath(figure, out_dir)))
     write_csv_atomic(os.path.join(csv_dir, "summary.csv"), SUMMARY_FIELDS, summary)
 
     lines += ["", "## Paired differences", "",
@@ -199,6 +206,8 @@ def write_results(r: RunResults, results: str) -> str:
     if paired:
         write_csv_atomic(os.path.join(csv_dir, "paired.csv"), tuple(paired[0]), paired)
 
+    for name, figure in figures:
+        lines += ["", f"## The {name} per subset, and each minus {r.references[name]}", "", f"![{name}]({figure})"]
     students = os.path.join(r.evaluation, "students", "comparison.md")
     if os.path.isfile(students):
         lines += ["", "## Students per subset (the main comparison)", "",

@@ -35,6 +35,9 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     assert "| nnUNetTrainer | 0 |" in md and "| nnUNetTrainerModalityDropout | 0 |" in md
     assert "### Teachers against modality dropout" in md and "| nnUNetTrainer | " in md
     assert "### Full input only, against stock nnU-Net" in md  # dropout's full-input Dice against stock
+    # where they differ, as a picture beside the report: Dice per subset of each, and stock minus dropout
+    assert "![teachers](accuracy/teachers_per_subset.png)" in md and "![students]" not in md  # no students here
+    assert (results / "accuracy" / "teachers_per_subset.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with open(results / "accuracy" / "summary.csv") as f:
         summary = list(csv.DictReader(f))
     assert {(r["trainer"], r["region"]) for r in summary} == {(t, r) for t in ("nnUNetTrainer",
