@@ -111,9 +111,10 @@ def test_demo_schedule_on_2d(models, phantom_2d, start_trainer):
 
 
 def test_first_block_form_on_2d(nnunet_env, models, phantom_2d, start_trainer, tmp_path):
-    """The first-block teacher's round trip: trained, its checkpoint predicted by stock nnUNetv2_predict (which
-    rebuilds the grouped first block from the trainer name), and found by its student with the same form."""
-    fold = models.fold(phantom_2d, "nnUNetTrainerMTGTeacherFirstBlock_500iters", configuration="2d")
+    """The first-block teacher's round trip: trained (12 iterations: the structure is tested here, learning by the
+    default form's test), its checkpoint predicted by stock nnUNetv2_predict (which rebuilds the grouped first block
+    from the trainer name), and found by its student with the same form."""
+    fold = models.fold(phantom_2d, "nnUNetTrainerMTGTeacherFirstBlock_12iters", configuration="2d")
     ckpt = _ckpt(fold)
     first = ckpt["network_weights"]["encoder.stages.0.0.convs.0.block.conv.weight"]
     assert first.shape == (16, 1, 3, 3)  # cpu_2d's 16 first-stage features, grouped by the 4 modalities
@@ -124,10 +125,10 @@ def test_first_block_form_on_2d(nnunet_env, models, phantom_2d, start_trainer, t
 
     raw = phantom_2d["raw"]
     out = tmp_path / "pred"
-    predict(nnunet_env, phantom_2d, "nnUNetTrainerMTGTeacherFirstBlock_500iters", os.path.join(raw, "imagesTs"),
+    predict(nnunet_env, phantom_2d, "nnUNetTrainerMTGTeacherFirstBlock_12iters", os.path.join(raw, "imagesTs"),
             str(out), "--save_probabilities", configuration="2d")
     check_prediction(str(out), os.path.join(raw, "imagesTs"), os.path.join(raw, "labelsTs"))
-    student = start_trainer(phantom_2d, "nnUNetTrainerMTGStudentFirstBlock_500iters", configuration="2d", plans=PLANS)
+    student = start_trainer(phantom_2d, "nnUNetTrainerMTGStudentFirstBlock_12iters", configuration="2d", plans=PLANS)
     assert student.teacher_checkpoint == os.path.join(fold, "checkpoint_final.pth")
     assert student.form.name == "first-block-mixture"
     teacher_weights = student.teacher_network.state_dict()

@@ -25,15 +25,15 @@ class nnUNetTrainerTestTiny(SmokeSchedule, nnUNetTrainer):
 # accuracy experiment, shorter); the default MTG trainers stand for the mixture-stem form
 add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTrainerMTGTeacher,
                        nnUNetTrainerMTGTeacherBottleneck, nnUNetTrainerMTGTeacherAllStages,
-                       nnUNetTrainerMTGTeacherGaussian, nnUNetTrainerMTGStudent, nnUNetTrainerMTGStudentAllStages,
-                       nnUNetTrainerMTGStudentGaussian, nnUNetTrainerKDStudent, nnUNetTrainerProtoKDStudent,
+                       nnUNetTrainerMTGTeacherGaussian, nnUNetTrainerMTGTeacherFirstBlock, nnUNetTrainerMTGStudent,
+                       nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentGaussian,
+                       nnUNetTrainerMTGStudentFirstBlock, nnUNetTrainerKDStudent, nnUNetTrainerProtoKDStudent,
                        val_iterations=2)
 
 
 # <trainer>_500iters: two nnU-Net epochs (2 validation iterations each), enough for a cpu_2d model of the suite's
 # phantom to segment
-add_iteration_variants(globals(), 500, nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent,
-                       nnUNetTrainerMTGTeacherFirstBlock, nnUNetTrainerMTGStudentFirstBlock, val_iterations=2)
+add_iteration_variants(globals(), 500, nnUNetTrainerMTGTeacher, nnUNetTrainerMTGStudent, val_iterations=2)
 
 
 class TwoShortEpochs(FixedIterations):
