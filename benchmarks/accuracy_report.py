@@ -190,7 +190,7 @@ def write_results(r: RunResults, results: str) -> str:
                                                                   ("WT", "TC", "ET") if x in by) +
                          f" | {_pct(m['mean_dice_15_subsets'])} ({_pct(m['sd_over_folds'])}) | {per_fold} | "
                          f"{_pct(m['full_input_dice'])} ({_pct(m['full_input_sd_over_folds'])}) |")
-        if r.references[name] in group_rows and len(group_rows) > 1:  # where they differ, as a picture beside
+        if r.references[name] in group_rows and len(group_rows) > 1:  # the per-subset heatmap, beside the report
             figure = os.path.join(csv_dir, f"{name}_per_subset.png")
             with atomic_path(figure) as tmp:
                 shutil.copyfile(os.path.join(group_comparison(r.evaluation, name, group_rows, r.references[name]),
