@@ -263,8 +263,9 @@ class Experiment:
         if self.a.report_only:
             self.load_tables(trainers, self.a.folds)
             reported = [t for t in trainers if any(r == t for r, _ in self.reused)]
+            # this report's own command only: it trains nothing, so it is no run of the experiment's workspace
             self.report(reported, reported, None, report_groups(reported), None, None,
-                        self.record_invocation(time.time() - t_start))
+                        [self.invocation(time.time() - t_start)])
             return
         write_variants(self.ext, trainers, self.a.iterations)
         best, finalists = self.train_models(trainers)
@@ -371,15 +372,19 @@ class Experiment:
         return "; ".join(f"{where} ({n} models)" for where, n in seen.items()) or \
             ("the run(s) that wrote --tables" if self.reused else "unknown")
 
+    def invocation(self, seconds: float) -> dict:
+        """This invocation: its command, machine, duration and end."""
+        from accuracy_report import machine
+
+        return {"command": self.a.command, "machine": machine(self.a.device), "seconds": round(seconds),
+                "ended": time.strftime("%Y-%m-%d %H:%M")}
+
     def record_invocation(self, seconds: float) -> list[dict]:
         """Every invocation of the experiment in this workspace, oldest first: it may be resumed several times, or
         trained on one machine (--train-only) and evaluated on another."""
-        from accuracy_report import machine
-
         path = os.path.join(self.ws, "invocations.json")
         runs = json.load(open(path)) if os.path.isfile(path) else []
-        runs.append({"command": self.a.command, "machine": machine(self.a.device), "seconds": round(seconds),
-                     "ended": time.strftime("%Y-%m-%d %H:%M")})
+        runs.append(self.invocation(seconds))
         write_json(path, runs)
         return runs
 

@@ -67,8 +67,9 @@ def _commit() -> str:
 def comparisons(trainers: list[str]) -> list[tuple[str, str, list[str]]]:
     """(title, reference, trainers compared with it): every teacher against modality dropout, every MTG teacher
     against the no-alignment ablation (what the alignment itself buys), the other MTG forms against the default
-    mixture stem (a form replaces the default only if it is not worse), every student against the KD student."""
-    from lineup import DEFAULT_TEACHER as default, DROPOUT, KD, NOALIGN, STOCK, STUDENTS, TEACHERS
+    mixture stem (a form replaces the default only if it is not worse), every student against the KD student, the
+    other MTG students against the default one (a form is decided by its student as well as by its teacher)."""
+    from lineup import DEFAULT_STUDENT, DEFAULT_TEACHER as default, DROPOUT, KD, NOALIGN, STOCK, STUDENTS, TEACHERS
 
     teachers = [t for t in trainers if t in TEACHERS]
     students = [t for t in trainers if t in STUDENTS]
@@ -78,6 +79,8 @@ def comparisons(trainers: list[str]) -> list[tuple[str, str, list[str]]]:
               ("MTG teacher forms against the default, the mixture stem with the raw loss", default,
                [t for t in mtg if t != default]),
               ("Students against the KD student", KD, [t for t in students if t != KD]),
+              ("MTG student forms against the default student", DEFAULT_STUDENT,
+               [t for t in students if t.startswith(DEFAULT_STUDENT) and t != DEFAULT_STUDENT]),
               ("Full input only, against stock nnU-Net", STOCK, [t for t in trainers if t != STOCK])]
     return [(title, ref, group) for title, ref, group in blocks if ref in trainers and group]
 

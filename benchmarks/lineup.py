@@ -11,7 +11,7 @@ STOCK, DROPOUT, KD, PROTOKD = ("nnUNetTrainer", "nnUNetTrainerModalityDropout", 
                                "nnUNetTrainerProtoKDStudent")
 NOALIGN = "nnUNetTrainerMTGTeacherNoAlign"
 SUFFIXES = ("", *FORMS)  # the MTG forms by their trainers' suffix; "" is the default form's plain names
-DEFAULT_TEACHER = TEACHER_PREFIX
+DEFAULT_TEACHER, DEFAULT_STUDENT = TEACHER_PREFIX, STUDENT_PREFIX
 TEACHERS = [STOCK, DROPOUT, NOALIGN] + [TEACHER_PREFIX + f for f in SUFFIXES]
 FORM_STUDENTS = {f: STUDENT_PREFIX + f for f in SUFFIXES}  # the MTG students by form, for the screening
 STUDENTS = [KD, PROTOKD, *FORM_STUDENTS.values()]

@@ -99,4 +99,5 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     md = (tmp_path / "docs4" / "RESULTS.md").read_text()
     assert "| nnUNetTrainer | 0 |" in md and "| nnUNetTrainerModalityDropout |" not in md
     assert "- trained on: the run(s) that wrote --tables" in md
+    assert " h over 1 run(s) of the command:" in md  # its own command, not the workspace's earlier run
     assert "--report-only reports" in _run(nnunet_env, tmp_path / "ws2", tmp_path / "docs4", "--report-only", ok=False)

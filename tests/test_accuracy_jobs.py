@@ -128,7 +128,8 @@ def test_results_name_the_commit_or_say_unknown_without_git(monkeypatch):
 
 def test_comparisons_pair_each_model_with_its_reference():
     """Every teacher against dropout, MTG forms against NoAlign and against the default stem, students against KD,
-    everything at full input against stock; a block whose reference is absent is left out."""
+    MTG student forms against the default student, everything at full input against stock; a block whose reference
+    is absent is left out."""
     from accuracy_report import comparisons
 
     from lineup import DEFAULT_TEACHER as default
@@ -136,7 +137,7 @@ def test_comparisons_pair_each_model_with_its_reference():
     assert default == "nnUNetTrainerMTGTeacher"
     grid = ["nnUNetTrainer", "nnUNetTrainerModalityDropout", default, "nnUNetTrainerMTGTeacherNoAlign",
             "nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock", "nnUNetTrainerKDStudent",
-            "nnUNetTrainerMTGStudent"]
+            "nnUNetTrainerMTGStudent", "nnUNetTrainerMTGStudentFirstBlock", "nnUNetTrainerProtoKDStudent"]
     blocks = {ref: group for _, ref, group in comparisons(grid)}
     assert blocks["nnUNetTrainerModalityDropout"] == ["nnUNetTrainer", default, "nnUNetTrainerMTGTeacherNoAlign",
                                                      "nnUNetTrainerMTGTeacherMixture",
@@ -144,10 +145,13 @@ def test_comparisons_pair_each_model_with_its_reference():
     assert blocks["nnUNetTrainerMTGTeacherNoAlign"] == [default, "nnUNetTrainerMTGTeacherMixture",
                                                        "nnUNetTrainerMTGTeacherFirstBlock"]
     assert blocks[default] == ["nnUNetTrainerMTGTeacherMixture", "nnUNetTrainerMTGTeacherFirstBlock"]
-    assert blocks["nnUNetTrainerKDStudent"] == ["nnUNetTrainerMTGStudent"]
+    assert blocks["nnUNetTrainerKDStudent"] == ["nnUNetTrainerMTGStudent", "nnUNetTrainerMTGStudentFirstBlock",
+                                                "nnUNetTrainerProtoKDStudent"]
+    assert blocks["nnUNetTrainerMTGStudent"] == ["nnUNetTrainerMTGStudentFirstBlock"]  # not ProtoKD, not KD
     assert blocks["nnUNetTrainer"] == grid[1:]
-    without = {ref for _, ref, _ in comparisons([t for t in grid if t != default])}
-    assert default not in without and "nnUNetTrainerMTGTeacherNoAlign" in without
+    without = {ref for _, ref, _ in comparisons([t for t in grid if t not in (default, "nnUNetTrainerMTGStudent")])}
+    assert not {default, "nnUNetTrainerMTGStudent"} & without and "nnUNetTrainerMTGTeacherNoAlign" in without
+    assert len(comparisons(grid)) == 6
 
 
 def test_reused_model_folds_are_not_trained_but_still_teach():
