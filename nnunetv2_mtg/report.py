@@ -111,10 +111,13 @@ def _heatmap(ax, matrix: np.ndarray, rows: list[str], cols: list[str], title: st
     im = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(cols)), cols)
     ax.set_yticks(range(len(rows)), rows)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=8)
+            r, g, b, _ = im.cmap(im.norm(matrix[i, j]))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white text on dark cells, so every number stays legible
+            ax.text(j, i, f"{matrix[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
     return im
 
 
@@ -134,7 +137,8 @@ def dice_heatmap(path: str, title: str, summary: dict, regions: list[str]) -> No
 
 
 def comparison_heatmap(path: str, summaries: dict[str, dict], regions: list[str]) -> None:
-    """One Dice heatmap per trainer, then the difference of each to the first."""
+    """One Dice heatmap per trainer in the top row; below each but the first, its difference to the first (two rows
+    keep the picture readable with many trainers)."""
     import matplotlib
 
     matplotlib.use("agg")
@@ -142,16 +146,19 @@ def comparison_heatmap(path: str, summaries: dict[str, dict], regions: list[str]
 
     names = list(summaries)
     rows = list(summaries[names[0]])
-    panels = len(names) + len(names) - 1
-    fig, axes = plt.subplots(1, panels, figsize=(panels * (1.5 + 1.0 * len(regions)), 1 + 0.4 * len(rows)),
-                             squeeze=False)
+    n_rows = 2 if len(names) > 1 else 1
+    fig, axes = plt.subplots(n_rows, len(names), figsize=(len(names) * (2 + 1.0 * len(regions)),
+                                                          n_rows * (1 + 0.4 * len(rows))), squeeze=False)
     dice = {t: np.array([[100 * summaries[t][s][r][0] for r in regions] for s in rows]) for t in names}
     for k, t in enumerate(names):
         _heatmap(axes[0, k], dice[t], rows if k == 0 else [""] * len(rows), regions, t, "viridis", 0, 100)
-    for k, t in enumerate(names[1:]):
+    if n_rows == 2:
+        axes[1, 0].axis("off")
+    for k, t in enumerate(names[1:], 1):
         diff = dice[t] - dice[names[0]]
         lim = max(1.0, float(np.abs(diff).max()))
-        _heatmap(axes[0, len(names) + k], diff, [""] * len(rows), regions, f"{t}\nminus {names[0]}", "RdBu", -lim, lim)
+        _heatmap(axes[1, k], diff, rows if k == 1 else [""] * len(rows), regions, f"{t}\nminus {names[0]}", "RdBu",
+                 -lim, lim)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

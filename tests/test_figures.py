@@ -37,3 +37,19 @@ def test_the_slice_with_most_tumour_and_the_missing_channel(tmp_path):
         return int(((image[..., 0] > 200) & (image[..., 1] > 150) & (image[..., 2] < 100)).sum())
 
     assert yellow(path) > yellow(empty) + 500  # the enhancing tumour of slice 4 (the legend has a yellow patch too)
+
+
+def test_comparison_heatmap_puts_differences_under_the_dice(tmp_path):
+    """Several trainers side by side: Dice in one row and each difference to the first below it, so the picture
+    grows by one panel per trainer, not two."""
+    from nnunetv2_mtg.report import comparison_heatmap
+
+    regions = ["WT", "TC", "ET"]
+    summary = {s: {r: (0.5 + 0.1 * k, 0.0) for k, r in enumerate(regions)} for s in ("T1", "T2", "mean")}
+    sizes = {}
+    for n in (1, 3, 5):
+        path = tmp_path / f"{n}.png"
+        comparison_heatmap(str(path), {f"trainer{i}": summary for i in range(n)}, regions)
+        sizes[n] = Image.open(path).size
+    assert sizes[3][1] == sizes[5][1] > 1.8 * sizes[1][1]  # two rows as soon as there is a difference to show
+    assert sizes[5][0] / sizes[3][0] == 5 / 3 and sizes[3][0] == 3 * sizes[1][0]
