@@ -12,7 +12,7 @@ import torch
 from conftest import PLANS_OF, check_prediction, predict, run_cli
 
 PLANS = PLANS_OF["2d"]
-TEACHER, STUDENT = "nnUNetTrainerMTGTeacher_500iters", "nnUNetTrainerMTGStudent_250iters"
+TEACHER, STUDENT = "nnUNetTrainerMTGTeacher_500iters", "nnUNetTrainerMTGStudent_500iters"
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,10 @@ def test_default_teacher_and_student_on_2d(nnunet_env, models, phantom_2d, tmp_p
     assert t["init_args"]["configuration"] == "2d"
     s_fold = models.fold(phantom_2d, STUDENT, configuration="2d", nnUNet_MTG_TEACHER=t_fold)
     s = _ckpt(s_fold)
-    assert all(np.isfinite(s["logging"]["train_stem_latent"])) and min(s["logging"]["train_stem_latent"]) > 0
+    assert set(s["network_weights"]) == set(t["network_weights"])  # no teacher weights ride along
+    for term in ("kd", "stem_latent", "anchor_align"):
+        assert all(np.isfinite(s["logging"][f"train_{term}"])), term
+    assert min(s["logging"]["train_stem_latent"]) > 0
     log = open(os.path.join(s_fold, sorted(f for f in os.listdir(s_fold) if f.startswith("training_log"))[-1])).read()
     assert f"teacher: {os.path.join(t_fold, 'checkpoint_final.pth')}" in log  # the 2d teacher it was given
 

@@ -11,16 +11,15 @@ from PIL import Image
 from conftest import check_prediction, epochs_in_new_logs, fold_folder, predict, run_cli, train, train_interrupted
 from nnunetv2_mtg.env import UserInputError
 
-# "" is the default form (the mixture stem): its teacher is the suite's default teacher
-FORMS = {"AllStages": ("align.", "kl_align", "kl_latent"), "": ("stem.", "anchor_align", "stem_latent"),
-         "Gaussian": ("stem.", "anchor_align", "stem_latent")}
+# the default form (the mixture stem) end to end: tests/test_2d_e2e.py, and its resumed 3d run below
+FORMS = {"AllStages": ("align.", "kl_align", "kl_latent"), "Gaussian": ("stem.", "anchor_align", "stem_latent")}
 
 
 def _ckpt(fold):
     return torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
 
 
-@pytest.mark.parametrize("form", list(FORMS), ids=lambda f: f or "default")
+@pytest.mark.parametrize("form", list(FORMS))
 def test_form_teacher_and_student(nnunet_env, models, phantom, one_case, form, tmp_path):
     prefix, align_term, latent_term = FORMS[form]
     teacher, student = f"nnUNetTrainerMTGTeacher{form}_12iters", f"nnUNetTrainerMTGStudent{form}_12iters"
