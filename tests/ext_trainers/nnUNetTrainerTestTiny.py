@@ -22,11 +22,10 @@ class nnUNetTrainerTestTiny(SmokeSchedule, nnUNetTrainer):
 
 
 # <trainer>_12iters: one epoch of 12 iterations and 2 validation iterations, no final validation (the schedule of the
-# accuracy experiment, shorter); the default MTG trainers stand for the mixture-stem form
+# accuracy experiment, shorter); the default MTG teacher stands for the mixture-stem form
 add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTrainerMTGTeacher,
                        nnUNetTrainerMTGTeacherBottleneck, nnUNetTrainerMTGTeacherAllStages,
-                       nnUNetTrainerMTGTeacherGaussian, nnUNetTrainerMTGTeacherFirstBlock, nnUNetTrainerMTGStudent,
-                       nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentGaussian,
+                       nnUNetTrainerMTGTeacherGaussian, nnUNetTrainerMTGTeacherFirstBlock, nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentGaussian,
                        nnUNetTrainerMTGStudentFirstBlock, nnUNetTrainerKDStudent, nnUNetTrainerProtoKDStudent,
                        val_iterations=2)
 
