@@ -198,7 +198,8 @@ class Experiment:
         reuses) and merge its rows into --results' per-case table of the trainer, so an interrupted grid has every
         finished model's table, ready to commit and to pass to --tables."""
         from accuracy_report import write_run_json
-        from nnunetv2_mtg.report import PER_CASE_FIELDS, read_csv, write_csv_atomic
+        from nnunetv2_mtg.report import read_csv
+        from tables import write_table
 
         group = "students" if trainer in STUDENTS else "teachers"
         out = os.path.join(self.ws, "evaluation", group)
@@ -206,9 +207,7 @@ class Experiment:
         folder = os.path.join(os.path.abspath(self.a.results), "accuracy", "per_case")
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{trainer}.csv.gz")
-        rows = [r for r in read_csv(path) if r["fold"] != str(fold)] if os.path.isfile(path) else []
-        rows += read_csv(os.path.join(out, variant(trainer, self.a.iterations), "per_case.csv"))
-        write_csv_atomic(path, PER_CASE_FIELDS, sorted(rows, key=lambda r: (int(r["fold"]), r["case"])))
+        write_table(path, read_csv(os.path.join(out, variant(trainer, self.a.iterations), "per_case.csv")))
         write_run_json(folder, self.dataset, self.plans, self.a.c, self.a.iterations)
         log(f"    {trainer} fold {fold} evaluated: {os.path.relpath(path)}")
 

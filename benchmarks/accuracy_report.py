@@ -11,7 +11,8 @@ import numpy as np
 
 from nnunetv2_mtg import statistics
 from nnunetv2_mtg.atomic import atomic_path, write_text
-from nnunetv2_mtg.report import CI_TEXT, PER_CASE_FIELDS, paired_rows, read_csv, region_table, write_csv_atomic
+from nnunetv2_mtg.report import CI_TEXT, paired_rows, read_csv, region_table, write_csv_atomic
+from tables import write_table
 
 SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
                   "full_input_sd_over_folds", "per_fold_mean_dice")
@@ -183,7 +184,7 @@ def write_results(r: RunResults, results: str) -> str:
         for t, per_case in group_rows.items():
             tables[t] = statistics.dice_table(per_case)
             # beside the report, so a later run can pair new models with these without the workspace (--tables)
-            write_csv_atomic(os.path.join(csv_dir, "per_case", f"{t}.csv.gz"), PER_CASE_FIELDS, per_case)
+            write_table(os.path.join(csv_dir, "per_case", f"{t}.csv.gz"), per_case)
             rows = summary_rows(tables[t], t)
             summary += rows
             by = {x["region"]: x for x in rows}

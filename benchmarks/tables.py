@@ -6,7 +6,7 @@ import json
 import os
 
 from lineup import FORMER_NAMES
-from nnunetv2_mtg.report import read_csv
+from nnunetv2_mtg.report import PER_CASE_FIELDS, read_csv, write_csv_atomic
 
 Reused = dict[tuple[str, int], list[dict]]  # (trainer, fold): its per-case rows
 
@@ -65,3 +65,12 @@ def trainer_rows(trainer: str, reused: Reused, per_case: str) -> list[dict]:
     if os.path.isfile(per_case):
         rows += [r for r in read_csv(per_case) if (trainer, int(r["fold"])) not in reused]
     return rows
+
+
+def write_table(path: str, rows: list[dict]) -> None:
+    """Write a trainer's per-case `rows` to its table at `path`; the rows of any other fold already there are kept.
+    per_case/ is also where a resumed grid finds its finished models (--tables), so a report over fewer folds, or one
+    freshly evaluated fold, must not drop the rest."""
+    folds = {str(r["fold"]) for r in rows}
+    kept = [r for r in read_csv(path) if r["fold"] not in folds] if os.path.isfile(path) else []
+    write_csv_atomic(path, PER_CASE_FIELDS, sorted(kept + rows, key=lambda r: (int(r["fold"]), r["case"])))

@@ -58,7 +58,9 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
         with gzip.open(results / "accuracy" / "per_case" / f"{t}.csv.gz", "rt") as f:
             kept = list(csv.DictReader(f))
         with open(ws / "evaluation" / "teachers" / f"{t}_10iters" / "per_case.csv") as f:
-            assert kept == list(csv.DictReader(f)) and len(kept) == 2 * 15 * 3  # cases x subsets x regions
+            evaluated = list(csv.DictReader(f))
+        assert sorted(map(tuple, map(dict.values, kept))) == sorted(map(tuple, map(dict.values, evaluated)))
+        assert len(kept) == 2 * 15 * 3  # cases x subsets x regions
 
     again = _run(nnunet_env, ws, results)  # everything is there: nothing is trained again
     assert "training" not in again and "results in" in again
@@ -101,3 +103,20 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     assert "- trained on: the run(s) that wrote --tables" in md
     assert " h over 1 run(s) of the command:" in md  # its own command, not the workspace's earlier run
     assert "--report-only reports" in _run(nnunet_env, tmp_path / "ws2", tmp_path / "docs4", "--report-only", ok=False)
+
+    # a report over fewer folds than its per_case/ holds (a resumed grid reporting fold 0 where folds 0-1 are done)
+    # keeps the other folds' rows: per_case/ is where the grid finds its finished models
+    grid = tmp_path / "docs5" / "accuracy" / "per_case"
+    grid.mkdir(parents=True)
+    (grid / "run.json").write_bytes((tables / "run.json").read_bytes())
+    with gzip.open(tables / "nnUNetTrainer.csv.gz", "rt") as f:
+        rows = list(csv.DictReader(f))
+    both = rows + [{**r, "fold": "1", "dice": "0.25"} for r in rows]
+    with gzip.open(grid / "nnUNetTrainer.csv.gz", "wt", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(both)
+    _run(nnunet_env, tmp_path / "ws2", tmp_path / "docs5", "--tables", str(grid), "--report-only")
+    assert "| nnUNetTrainer | 0 |" in (tmp_path / "docs5" / "RESULTS.md").read_text()
+    with gzip.open(grid / "nnUNetTrainer.csv.gz", "rt") as f:
+        assert list(csv.DictReader(f)) == both
