@@ -13,11 +13,13 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 WS="${2:-$HERE/results/accuracy_2d}"
 OUT="${3:-$HERE/../docs/accuracy_2d}"
 PY="${PYTHON:-python}"
-MAIN=(nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacher
-      nnUNetTrainerKDStudent nnUNetTrainerMTGStudent)
-FORMS=(nnUNetTrainerModalityDropout nnUNetTrainerMTGTeacherNoAlign nnUNetTrainerMTGTeacher
-       nnUNetTrainerMTGTeacherMixture nnUNetTrainerMTGTeacherFirstBlock nnUNetTrainerKDStudent
-       nnUNetTrainerMTGStudent nnUNetTrainerMTGStudentFirstBlock nnUNetTrainerProtoKDStudent)
+# Within a fold the trainings run in this order, each student right after its teacher: a machine that is lost
+# between the two (a fresh one has no workspace) would otherwise have to train the teacher again.
+MAIN=(nnUNetTrainer nnUNetTrainerModalityDropout nnUNetTrainerKDStudent nnUNetTrainerMTGTeacherNoAlign
+      nnUNetTrainerMTGTeacher nnUNetTrainerMTGStudent)
+FORMS=(nnUNetTrainerModalityDropout nnUNetTrainerKDStudent nnUNetTrainerProtoKDStudent nnUNetTrainerMTGTeacherNoAlign
+       nnUNetTrainerMTGTeacher nnUNetTrainerMTGStudent nnUNetTrainerMTGTeacherMixture
+       nnUNetTrainerMTGTeacherFirstBlock nnUNetTrainerMTGStudentFirstBlock)
 tables() {  # the per_case/ folders of $@ that hold tables, as --tables arguments
   local found=()
   for d in "$@"; do [ -f "$d/accuracy/per_case/run.json" ] && found+=("$d/accuracy/per_case"); done
