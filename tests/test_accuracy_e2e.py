@@ -1,10 +1,11 @@
 """benchmarks/accuracy.py end to end on a tiny budget: files and table structure, and that a second run resumes."""
 import csv
-import gzip
 import os
 import subprocess
 
 from conftest import BIN
+
+from nnunetv2_mtg.report import PER_CASE_FIELDS, read_csv, write_csv_atomic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,10 +56,8 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     assert {r["table"] for r in gap} == {"bypass", "gap"} and {r["representation"] for r in gap} >= {"stage 0"}
 
     for t in ("nnUNetTrainer", "nnUNetTrainerModalityDropout"):  # the per-case tables travel with the report
-        with gzip.open(results / "accuracy" / "per_case" / f"{t}.csv.gz", "rt") as f:
-            kept = list(csv.DictReader(f))
-        with open(ws / "evaluation" / "teachers" / f"{t}_10iters" / "per_case.csv") as f:
-            evaluated = list(csv.DictReader(f))
+        kept = read_csv(str(results / "accuracy" / "per_case" / f"{t}.csv.gz"))
+        evaluated = read_csv(str(ws / "evaluation" / "teachers" / f"{t}_10iters" / "per_case.csv"))
         assert sorted(map(tuple, map(dict.values, kept))) == sorted(map(tuple, map(dict.values, evaluated)))
         assert len(kept) == 2 * 15 * 3  # cases x subsets x regions
 
@@ -81,12 +80,9 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "run.json").write_bytes((tables / "run.json").read_bytes())
-    with gzip.open(tables / "nnUNetTrainer.csv.gz", "rt") as f:
-        rows = list(csv.DictReader(f))
-    with gzip.open(bad / "nnUNetTrainer.csv.gz", "wt", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows([r for r in rows if r["case"] != rows[0]["case"]])
+    rows = read_csv(str(tables / "nnUNetTrainer.csv.gz"))
+    write_csv_atomic(str(bad / "nnUNetTrainer.csv.gz"), PER_CASE_FIELDS,
+                     [r for r in rows if r["case"] != rows[0]["case"]])
     refused = _run(nnunet_env, tmp_path / "ws3", tmp_path / "docs3", "--tables", str(bad), ok=False)
     assert "is not a table of this run's test cases" in refused and "] training " not in refused
     assert not (tmp_path / "docs3").exists()
@@ -109,14 +105,8 @@ def test_accuracy_experiment_tiny(nnunet_env, phantom, tmp_path):
     grid = tmp_path / "docs5" / "accuracy" / "per_case"
     grid.mkdir(parents=True)
     (grid / "run.json").write_bytes((tables / "run.json").read_bytes())
-    with gzip.open(tables / "nnUNetTrainer.csv.gz", "rt") as f:
-        rows = list(csv.DictReader(f))
     both = rows + [{**r, "fold": "1", "dice": "0.25"} for r in rows]
-    with gzip.open(grid / "nnUNetTrainer.csv.gz", "wt", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(both)
+    write_csv_atomic(str(grid / "nnUNetTrainer.csv.gz"), PER_CASE_FIELDS, both)
     _run(nnunet_env, tmp_path / "ws2", tmp_path / "docs5", "--tables", str(grid), "--report-only")
     assert "| nnUNetTrainer | 0 |" in (tmp_path / "docs5" / "RESULTS.md").read_text()
-    with gzip.open(grid / "nnUNetTrainer.csv.gz", "rt") as f:
-        assert list(csv.DictReader(f)) == both
+    assert read_csv(str(grid / "nnUNetTrainer.csv.gz")) == both

@@ -25,7 +25,8 @@ class nnUNetTrainerTestTiny(SmokeSchedule, nnUNetTrainer):
 # accuracy experiment, shorter); the default MTG teacher stands for the mixture-stem form
 add_iteration_variants(globals(), 12, nnUNetTrainerModalityDropout, nnUNetTrainerMTGTeacher,
                        nnUNetTrainerMTGTeacherBottleneck, nnUNetTrainerMTGTeacherAllStages,
-                       nnUNetTrainerMTGTeacherGaussian, nnUNetTrainerMTGTeacherFirstBlock, nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentGaussian,
+                       nnUNetTrainerMTGTeacherGaussian, nnUNetTrainerMTGTeacherFirstBlock,
+                       nnUNetTrainerMTGStudentAllStages, nnUNetTrainerMTGStudentGaussian,
                        nnUNetTrainerMTGStudentFirstBlock, nnUNetTrainerKDStudent, nnUNetTrainerProtoKDStudent,
                        val_iterations=2)
 
