@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The converged 2d grid, resumable (run it again to continue; finished models and evaluations are kept):
 #   bash benchmarks/grid_2d.sh ITERATIONS [WORKSPACE] [RESULTS]
-# 1. the noise floor: dropout fold 0 trained a second time; 2. fold 0 of the main comparisons, then of the forms in
-# contention, so that one fold holds every trainer early; 3. the main comparisons over folds 0-4; 4. the forms over
-# folds 0-2 (the main trainers' folds are read from step 3's tables). Every model's per-case table is written to
+# 1. the noise floor: dropout fold 0 trained a second time; 2. fold by fold, the main comparisons, then the forms in
+# contention (folds 0-2; they read the main trainers' folds from the main tables), so that each finished fold holds
+# every trainer; 3. the main comparisons' folds 3-4. Every model's per-case table is written to
 # RESULTS as soon as it is evaluated (--evaluate-each). ITERATIONS comes from the learning curve
 # (docs/learning_curve/learning_curve.md). A new workspace continues from the tables committed under RESULTS
 # (--tables): it retrains only a reused teacher that a student still needs, and the noise floor once measured is skipped.
@@ -36,4 +36,4 @@ main() { "$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --trainers "${MAIN[@]
 # shellcheck disable=SC2046
 forms() { "$PY" "$HERE/accuracy.py" -c 2d --iterations "$B" --trainers "${FORMS[@]}" --evaluate-each \
   --workspace "$WS" --results "$OUT/forms" --folds "$@" $(tables "$OUT" "$OUT/forms"); }
-main 0 && forms 0 && main 0 1 2 3 4 && forms 0 1 2
+main 0 && forms 0 && main 0 1 && forms 0 1 && main 0 1 2 && forms 0 1 2 && main 0 1 2 3 4
