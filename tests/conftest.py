@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from nnunetv2_mtg.paths import trainers_folder
 
@@ -179,6 +180,11 @@ def epochs_in_new_logs(fold: str, old_logs: list[str]) -> list[int]:
     return [int(e) for f in new for e in re.findall(r": Epoch (\d+) ", open(os.path.join(fold, f)).read())]
 
 
+def checkpoint(fold: str, name: str = "checkpoint_final.pth") -> dict:
+    """A fold folder's nnU-Net checkpoint (weights, init_args, logging), loaded on the CPU."""
+    return torch.load(os.path.join(fold, name), map_location="cpu", weights_only=False)
+
+
 class TrainedModels:
     """Every model the suite trains, trained once per (trainer, dataset) for the whole session: a test asks for a
     model by name and gets its fold folder; the first to ask trains it (stock nnUNetv2_train, fold 0, cpu_tiny). A
@@ -218,13 +224,11 @@ def default_teacher(models, phantom) -> str:
 def ignores_flair(nnunet_env, phantom, mtg_teacher) -> str:
     """The smoke teacher with its first convolution's FLAIR weights zeroed, as a results folder of its own
     (`nnUNetTrainerIgnoresFLAIR`): a model whose output provably does not depend on FLAIR."""
-    import torch
-
     name = "nnUNetTrainerIgnoresFLAIR"
     target = os.path.dirname(fold_folder(nnunet_env, phantom, name))
     shutil.copytree(os.path.dirname(mtg_teacher), target, ignore=shutil.ignore_patterns("validation"))
-    path = os.path.join(target, "fold_0", "checkpoint_final.pth")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    fold = os.path.join(target, "fold_0")
+    ckpt = checkpoint(fold)
     flair = 3
     zeroed = 0
     for key, value in ckpt["network_weights"].items():
@@ -232,7 +236,7 @@ def ignores_flair(nnunet_env, phantom, mtg_teacher) -> str:
             value[:, flair] = 0
             zeroed += 1
     assert zeroed >= 1
-    torch.save(ckpt, path)
+    torch.save(ckpt, os.path.join(fold, "checkpoint_final.pth"))
     return name
 
 

@@ -3,9 +3,7 @@ import os
 import re
 import subprocess
 
-import torch
-
-from conftest import BIN
+from conftest import BIN, checkpoint
 from nnunetv2_mtg.paths import trainers_folder
 
 
@@ -22,7 +20,7 @@ def test_paths_cli():
 def test_stock_training_on_cpu_tiny(nnunet_env, phantom, stock_tiny):
     fold = os.path.join(nnunet_env["nnUNet_results"], phantom["name"],
                         "nnUNetTrainerTestTiny__nnUNetPlans_cpu_tiny__3d_fullres", "fold_0")
-    ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt = checkpoint(fold)
     assert ckpt["trainer_name"] == "nnUNetTrainerTestTiny"
     # the tiny network, not the stock one: first conv has 8 output channels
     first = [v for k, v in ckpt["network_weights"].items() if k.endswith("conv.weight")][0]

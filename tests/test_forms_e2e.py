@@ -5,18 +5,14 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import check_prediction, epochs_in_new_logs, fold_folder, predict, run_cli, train, train_interrupted
+from conftest import (check_prediction, checkpoint, epochs_in_new_logs, fold_folder, predict, run_cli, train,
+                      train_interrupted)
 from nnunetv2_mtg.env import UserInputError
 
 # the default form (the mixture stem) end to end: tests/test_2d_e2e.py, and its resumed 3d run below
 FORMS = {"AllStages": ("align.", "kl_align", "kl_latent"), "Gaussian": ("stem.", "anchor_align", "stem_latent")}
-
-
-def _ckpt(fold):
-    return torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
 
 
 @pytest.mark.parametrize("form", list(FORMS))
@@ -24,7 +20,7 @@ def test_form_teacher_and_student(nnunet_env, models, phantom, one_case, form, t
     prefix, align_term, latent_term = FORMS[form]
     teacher, student = f"nnUNetTrainerMTGTeacher{form}_12iters", f"nnUNetTrainerMTGStudent{form}_12iters"
     t_fold = models.fold(phantom, teacher)
-    t = _ckpt(t_fold)
+    t = checkpoint(t_fold)
     assert any(k.startswith(prefix) for k in t["network_weights"])
     values = t["logging"][f"train_{align_term}"]
     assert len(values) == 1 and all(np.isfinite(values))
@@ -33,7 +29,7 @@ def test_form_teacher_and_student(nnunet_env, models, phantom, one_case, form, t
     assert f"train_{align_term}" in log and "alignment form: " in log
 
     s_fold = models.fold(phantom, student)
-    s = _ckpt(s_fold)
+    s = checkpoint(s_fold)
     assert set(s["network_weights"]) == set(t["network_weights"])  # no teacher weights ride along
     for term in ("kd", latent_term, align_term):
         values = s["logging"][f"train_{term}"]
@@ -54,10 +50,10 @@ def test_default_teacher_and_student_resume_a_real_interruption(nnunet_env, phan
                           ("nnUNetTrainerTestStudentTwoEpochs", "stem_latent")):
         fold = fold_folder(nnunet_env, phantom, trainer)
         old_logs = train_interrupted(nnunet_env, phantom, trainer)
-        latest = torch.load(os.path.join(fold, "checkpoint_latest.pth"), map_location="cpu", weights_only=False)
+        latest = checkpoint(fold, "checkpoint_latest.pth")
         assert latest["current_epoch"] == 1 and len(latest["logging"][f"train_{term}"]) == 1
         train(nnunet_env, phantom, trainer, "--c")
-        after = _ckpt(fold)
+        after = checkpoint(fold)
         assert after["current_epoch"] == 2 and len(after["logging"][f"train_{term}"]) == 2
         assert after["logging"][f"train_{term}"][0] == latest["logging"][f"train_{term}"][0]  # restored, not retrained
         assert after["logging"][f"train_{term}"][1] != latest["logging"][f"train_{term}"][0]
@@ -68,7 +64,7 @@ def test_default_teacher_and_student_resume_a_real_interruption(nnunet_env, phan
 
 def test_protokd_student(nnunet_env, models, phantom, dropout_teacher, one_case, tmp_path):
     trainer = "nnUNetTrainerProtoKDStudent_12iters"
-    ckpt = _ckpt(models.fold(phantom, trainer))  # its paired teacher: the dropout teacher of the same schedule
+    ckpt = checkpoint(models.fold(phantom, trainer))  # its paired teacher: the dropout teacher of the same schedule
     assert not any(k.startswith(("align.", "stem.")) for k in ckpt["network_weights"])  # stock network
     assert ckpt["init_args"]["dataset_json"]["labels"]
     for term in ("kd", "proto"):

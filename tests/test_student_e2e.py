@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import fold_folder, predict, train
+from conftest import checkpoint, fold_folder, predict, train
 from nnunetv2_mtg.env import UserInputError
 
 STUDENT = "nnUNetTrainerMTGStudentBottleneck_smoke"
@@ -42,7 +42,7 @@ def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, 
 
     # an incompatible teacher: same images, but label-based (the MTG teacher of Dataset951 would do; a
     # checkpoint whose dataset.json says so is the same to the check)
-    ckpt = torch.load(os.path.join(mtg_teacher, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt = checkpoint(mtg_teacher)
     ckpt["init_args"]["dataset_json"] = dict(ckpt["init_args"]["dataset_json"], regions_class_order=None,
                                              labels={"background": 0, "edema": 1, "necrosis": 2, "enhancing": 3})
     torch.save(ckpt, tmp_path / "labels.pth")
@@ -50,7 +50,7 @@ def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, 
         start_trainer(phantom, STUDENT, nnUNet_MTG_TEACHER=str(tmp_path / "labels.pth"))
 
     # a teacher without aligned latents for the MTG student
-    ckpt = torch.load(os.path.join(mtg_teacher, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt = checkpoint(mtg_teacher)
     ckpt["trainer_name"] = "nnUNetTrainerModalityDropout_smoke"
     ckpt["network_weights"] = {k: v for k, v in ckpt["network_weights"].items() if not k.startswith("align.")}
     torch.save(ckpt, tmp_path / "plain.pth")
@@ -67,8 +67,8 @@ def test_start_errors_leave_results_untouched(nnunet_env, phantom, mtg_teacher, 
 def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_env, models, phantom, mtg_teacher,
                                                                       tmp_path):
     fold = models.fold(phantom, STUDENT)
-    student = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
-    teacher = torch.load(os.path.join(mtg_teacher, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    student = checkpoint(fold)
+    teacher = checkpoint(mtg_teacher)
     # the same network as the teacher's and nothing else: no teacher weights ride along
     assert set(student["network_weights"]) == set(teacher["network_weights"])
     n_params = sum(v.numel() for v in student["network_weights"].values())
@@ -95,7 +95,7 @@ def test_mtg_student_trains_without_teacher_in_checkpoint_and_predicts(nnunet_en
 
 def test_kd_student_with_dropout_teacher(models, phantom, dropout_teacher):
     fold = models.fold(phantom, "nnUNetTrainerKDStudent_12iters")
-    ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt = checkpoint(fold)
     assert not any(k.startswith(("align.", "stem.")) for k in ckpt["network_weights"])  # stock network
     assert len(ckpt["logging"]["train_kd"]) == 1 and ckpt["logging"]["train_kd"][0] > 0
     log = "".join(open(os.path.join(fold, f)).read() for f in os.listdir(fold) if f.startswith("training_log"))

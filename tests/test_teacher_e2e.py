@@ -5,10 +5,9 @@ import re
 import shutil
 
 import numpy as np
-import torch
 from PIL import Image
 
-from conftest import check_prediction, predict, run_cli
+from conftest import check_prediction, checkpoint, predict, run_cli
 
 
 def _logged(fold, key):
@@ -19,7 +18,7 @@ def _logged(fold, key):
 def test_teacher_trains_and_predicts(nnunet_env, phantom, mtg_teacher, tmp_path):
     trainer = "nnUNetTrainerMTGTeacherBottleneck_smoke"
     fold = mtg_teacher
-    ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+    ckpt = checkpoint(fold)
     assert ckpt["trainer_name"] == trainer and ckpt["current_epoch"] == 2
     weights = ckpt["network_weights"]
     assert {k for k in weights if k.startswith("align.")} == {"align.3.mu.weight", "align.3.mu.bias",
@@ -44,7 +43,7 @@ def test_teacher_trains_and_predicts(nnunet_env, phantom, mtg_teacher, tmp_path)
 def test_label_based_dataset_trains_and_is_scored_on_brats_regions(nnunet_env, models, label_dataset, tmp_path):
     for trainer in ("nnUNetTrainerModalityDropout_12iters", "nnUNetTrainerMTGTeacherBottleneck_12iters"):
         fold = models.fold(label_dataset, trainer)
-        ckpt = torch.load(os.path.join(fold, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
+        ckpt = checkpoint(fold)
         # label training: background + 3 labels as softmax outputs
         head = [v for k, v in ckpt["network_weights"].items() if k.startswith("decoder.seg_layers.2.weight")][0]
         assert head.shape[0] == 4
