@@ -98,8 +98,9 @@ def test_demo_schedule_on_2d(models, phantom_2d, start_trainer):
     assert tuple(demo.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[-1]) == (0, 1)
     assert demo.inference_allowed_mirroring_axes is None
 
-    teacher = os.path.join(models.fold(phantom_2d, TEACHER, configuration="2d"), "checkpoint_final.pth")
-    weights = checkpoint(os.path.dirname(teacher))["network_weights"]
+    t_fold = models.fold(phantom_2d, TEACHER, configuration="2d")
+    teacher = os.path.join(t_fold, "checkpoint_final.pth")
+    weights = checkpoint(t_fold)["network_weights"]
     for name, starts_from_teacher in (("nnUNetTrainerMTGStudent_demo", True),
                                       ("nnUNetTrainerMTGStudent_5epochs", False)):
         student = start_trainer(phantom_2d, name, configuration="2d", plans=PLANS, nnUNet_MTG_TEACHER=teacher)
