@@ -15,7 +15,7 @@ from nnunetv2_mtg.report import CI_TEXT, paired_rows, read_csv, region_table, wr
 from tables import write_table
 
 SUMMARY_FIELDS = ("trainer", "folds", "region", "mean_dice_15_subsets", "sd_over_folds", "full_input_dice",
-                  "full_input_sd_over_folds", "per_fold_mean_dice")
+                  "full_input_sd_over_folds", "per_fold_mean_dice", "per_fold_full_input_dice")
 
 
 @dataclass
@@ -116,7 +116,8 @@ def summary_rows(table: dict, trainer: str) -> list[dict]:
                      "sd_over_folds": round(statistics.spread(list(per_fold.values())), 5),
                      "full_input_dice": round(float(np.mean(list(full_fold.values()))), 5),
                      "full_input_sd_over_folds": round(statistics.spread(list(full_fold.values())), 5),
-                     "per_fold_mean_dice": " ".join(f"{v:.5f}" for v in per_fold.values())})
+                     "per_fold_mean_dice": " ".join(f"{v:.5f}" for v in per_fold.values()),
+                     "per_fold_full_input_dice": " ".join(f"{v:.5f}" for v in full_fold.values())})
     return rows
 
 
