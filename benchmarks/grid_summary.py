@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lineup import DEFAULT_STUDENT, DEFAULT_TEACHER, DROPOUT, KD, NOALIGN, PROTOKD, STOCK  # noqa: E402
 from nnunetv2_mtg.atomic import write_text  # noqa: E402
-from nnunetv2_mtg.report import read_csv  # noqa: E402
+from nnunetv2_mtg.report import p_text, per_fold_cell, read_csv  # noqa: E402
 from nnunetv2_mtg.statistics import MEAN, PairedDifference, verdict  # noqa: E402
 
 MIXTURE, FIRST_BLOCK = DEFAULT_TEACHER + "Mixture", DEFAULT_TEACHER + "FirstBlock"
@@ -102,10 +102,14 @@ def comparison_table(results: list[str]) -> str:
         key = (trainer, reference, label.startswith(FULL))
         if key in rows:
             d, holm = _difference(*rows[key])
-            p = f"{holm:.2g}" if holm >= 1e-4 else "<1e-4"
             lines.append(f"| {label} | {_x100(d.mean, '+')} [{_x100(d.ci_low, '+')}, {_x100(d.ci_high, '+')}] | "
-                         f"{' / '.join(_x100(v, '+') for _, v in d.per_fold)} | {p} | {verdict(d, holm)} |")
+                         f"{per_fold_cell(d).replace('-', '−')} | {p_text(holm)} | {verdict(d, holm)} |")
     return "\n".join(lines)
+
+
+def blocks(results: list[str]) -> dict[str, str]:
+    """Each block's table by its name."""
+    return {"trainers": trainer_table(results), "comparisons": comparison_table(results)}
 
 
 def fill(text: str, blocks: dict[str, str], path: str) -> str:
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             if not os.path.isfile(os.path.join(folder, "accuracy", name)):
                 raise SystemExit(f"{folder} has no accuracy/{name}: give the --results folder of a report written "
                                  f"by benchmarks/accuracy.py (--report-only regenerates it from the per-case tables)")
-    blocks = {"trainers": trainer_table(a.results), "comparisons": comparison_table(a.results)}
+    tables = blocks(a.results)
     texts = {}
     for path in a.into:  # every file is checked before the first is written
         with open(path) as f:
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         if not BLOCK.search(text):
             raise SystemExit(f"{path} has no grid-summary block; mark where a table goes with "
                              f"`<!-- grid-summary:trainers -->` (or `:comparisons`) and `<!-- /grid-summary -->`")
-        texts[path] = fill(text, blocks, path)
+        texts[path] = fill(text, tables, path)
     for path, text in texts.items():
         write_text(path, text)
         print(f"wrote the grid summary into {path}")

@@ -168,8 +168,13 @@ def _paired_cell(d) -> str:
     return f"{100 * d.mean:+.2f} [{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}]"
 
 
+def p_text(p: float) -> str:
+    """A p value as the tables print it: two significant digits, <1e-4 below that, n/a for NaN."""
+    return "n/a" if p != p else (f"{p:.2g}" if p >= 1e-4 else "<1e-4")
+
+
 def _p(d) -> str:
-    return "n/a" if d.p_value != d.p_value else (f"{d.p_value:.2g}" if d.p_value >= 1e-4 else "<1e-4")
+    return p_text(d.p_value)
 
 
 def per_fold_text(d) -> str:

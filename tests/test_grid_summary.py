@@ -109,7 +109,7 @@ def test_a_results_folder_without_the_reports_csvs_is_refused(reports, tmp_path)
 
 def test_the_committed_readme_and_results_hold_the_tables_of_the_committed_reports():
     results = [os.path.join(ROOT, "docs", "accuracy_2d"), os.path.join(ROOT, "docs", "accuracy_2d", "forms")]
-    blocks = {"trainers": grid_summary.trainer_table(results), "comparisons": grid_summary.comparison_table(results)}
+    blocks = grid_summary.blocks(results)
     for name in ("README.md", os.path.join("docs", "RESULTS.md")):
         with open(os.path.join(ROOT, name)) as f:
             text = f.read()
