@@ -230,7 +230,7 @@ def region_table(differences: dict[str, dict]) -> tuple[list[str], dict[str, flo
         for r in regions + [MEAN]:
             cells += [_paired_cell(differences[t][r]), _p(differences[t][r])]
         d = differences[t][MEAN]
-        cells += [per_fold_cell(d), f"{adjusted[t]:.2g}", verdict(d, adjusted[t])]
+        cells += [per_fold_cell(d), p_text(adjusted[t]), verdict(d, adjusted[t])]
         lines.append("| " + " | ".join(cells) + " |")
     return lines, adjusted
 

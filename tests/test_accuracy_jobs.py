@@ -168,14 +168,15 @@ def test_reused_model_folds_are_not_trained_but_still_teach():
 
 def test_paired_section_reports_each_block_from_the_shared_region_table():
     """The accuracy report's comparisons use nnunetv2_mtg.report's region table and CSV rows: dropout 10 points above
-    stock over the subsets is "better", equal at full input is not; the Holm p sits on the mean's row only."""
+    stock over the subsets is "better", equal at full input is not; the Holm p sits on the mean's row only, in the
+    reports' p format (below 1e-4 printed as such)."""
     import numpy as np
     from accuracy_report import paired_section
 
     from nnunetv2_mtg.statistics import MEAN, dice_table
 
     full, subsets = "T1+T1ce+T2+FLAIR", ("T2", "T1+T1ce+T2+FLAIR")
-    base = np.linspace(0.4, 0.8, 8)
+    base = np.linspace(0.4, 0.8, 24)
 
     def table(shift):
         return dice_table([{"case": f"c{k}", "fold": "0", "subset": s, "region": r,
@@ -188,7 +189,7 @@ def test_paired_section_reports_each_block_from_the_shared_region_table():
     teachers, full_only = md.split("### Full input only")
     assert "### Teachers against modality dropout" in teachers
     stock_row = next(line for line in teachers.splitlines() if line.startswith("| nnUNetTrainer |"))
-    assert stock_row.endswith("| worse |") and "-5.00 [-5.00, -5.00]" in stock_row  # half its subsets 10 below
+    assert stock_row.endswith("| <1e-4 | worse |") and "-5.00 [-5.00, -5.00]" in stock_row  # half its subsets 10 below
     dropout_row = next(line for line in full_only.splitlines() if line.startswith("| nnUNetTrainerModalityDropout |"))
     assert "+0.00 [+0.00, +0.00]" in dropout_row and not dropout_row.endswith(("| better |", "| worse |"))
     assert {(r["comparison"][:8], r["trainer"], r["subset"]) for r in rows} == {
